@@ -1,0 +1,470 @@
+//! The signaling state machine: rooms, peers, presence and held messages.
+//!
+//! Sans-IO: it knows nothing of Socket.IO. A connection is a key `K` and a
+//! [`Sink`] that takes outgoing events; timers are requests the caller
+//! schedules ([`Hub::take_timers`]) and reports back ([`Hub::expire`]). The
+//! socketioxide glue in `io.rs` drives it under one lock, so every decision
+//! (who is in a room, what is held for whom) happens in one order for all.
+//!
+//! A peer is its stable [`PeerId`], not its connection: when a transport
+//! drops, the peer turns [`Presence::Away`] for the grace period, messages for
+//! it are held (bounded), and a join with the same peer id takes the place
+//! back and receives them in order. Only when the grace ends does the room
+//! hear `peer-left`.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ringlet_proto::{
+    event, Ack, ErrorBody, ErrorCode, JoinAccepted, JoinRequest, LeaveReason, PeerId, PeerInfo, PeerJoined,
+    PeerLeft, RelayView, RoomId,
+};
+use serde_json::value::RawValue;
+
+use crate::metrics::Metrics;
+
+/// A JSON payload ready to send, shared between recipients.
+pub type Payload = Arc<RawValue>;
+
+/// Where a connection's outgoing events go.
+pub trait Sink {
+    /// Queues `event` for the connection, in call order.
+    fn send(&self, event: &'static str, payload: &Payload) -> Result<(), SinkError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SinkError {
+    /// The connection's outgoing queue is full: it reads too slowly.
+    #[error("the connection's outgoing queue is full")]
+    Backlogged,
+    /// The connection is gone (its close has not been processed yet).
+    #[error("the connection is closed")]
+    Closed,
+}
+
+/// How a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Departure {
+    /// The client closed its namespace on purpose (hang-up): leave at once.
+    Deliberate,
+    /// The transport dropped or timed out: keep the place for the grace period.
+    Lost,
+}
+
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// Peers a room holds, away ones included.
+    pub max_peers: usize,
+    /// How long a dropped peer keeps its place.
+    pub grace: Duration,
+    /// Held messages per away peer.
+    pub max_held_messages: usize,
+    /// Held bytes per away peer.
+    pub max_held_bytes: usize,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            max_peers: 2,
+            grace: Duration::from_secs(15),
+            max_held_messages: 1024,
+            max_held_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// A request to call [`Hub::expire`] after `after`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timer {
+    pub room: RoomId,
+    pub peer: PeerId,
+    pub epoch: u64,
+    pub after: Duration,
+}
+
+#[derive(Debug)]
+enum Presence<K> {
+    Online(K),
+    Away { epoch: u64, held: Held },
+}
+
+#[derive(Debug, Default)]
+struct Held {
+    messages: VecDeque<(&'static str, Payload)>,
+    bytes: usize,
+}
+
+#[derive(Debug)]
+struct Peer<K> {
+    id: PeerId,
+    name: Option<String>,
+    /// Join order; the later joiner of a pair is the polite one.
+    seq: u64,
+    presence: Presence<K>,
+}
+
+#[derive(Debug)]
+struct Room<K> {
+    /// Few peers per room (`max_peers`): a vector beats a map here.
+    peers: Vec<Peer<K>>,
+}
+
+impl<K: Copy + Eq> Room<K> {
+    fn by_key(&self, key: K) -> Option<usize> {
+        self.peers.iter().position(|p| matches!(p.presence, Presence::Online(k) if k == key))
+    }
+    fn by_id(&self, id: &str) -> Option<usize> {
+        self.peers.iter().position(|p| p.id.as_str() == id)
+    }
+}
+
+struct Conn<S> {
+    sink: S,
+    /// The rooms this connection speaks in, and as whom.
+    memberships: Vec<(RoomId, PeerId)>,
+}
+
+/// Rooms and the connections in them. See the module docs.
+pub struct Hub<K, S> {
+    config: HubConfig,
+    rooms: HashMap<RoomId, Room<K>>,
+    conns: HashMap<K, Conn<S>>,
+    timers: Vec<Timer>,
+    next_seq: u64,
+    metrics: Arc<Metrics>,
+}
+
+type Refusal = ErrorBody;
+
+fn refusal(code: ErrorCode, message: impl Into<String>) -> Refusal {
+    ErrorBody { code, message: message.into() }
+}
+
+fn to_payload<T: serde::Serialize>(value: &T) -> Payload {
+    Arc::from(serde_json::value::to_raw_value(value).expect("protocol types serialize"))
+}
+
+impl<K, S> Hub<K, S>
+where
+    K: Copy + Eq + Hash + std::fmt::Display,
+    S: Sink,
+{
+    pub fn new(config: HubConfig, metrics: Arc<Metrics>) -> Self {
+        Hub { config, rooms: HashMap::new(), conns: HashMap::new(), timers: Vec::new(), next_seq: 0, metrics }
+    }
+
+    pub fn config(&self) -> &HubConfig {
+        &self.config
+    }
+
+    /// Registers a new connection.
+    pub fn connect(&mut self, key: K, sink: S) {
+        self.conns.insert(key, Conn { sink, memberships: Vec::new() });
+        self.metrics.set_sockets(self.conns.len());
+    }
+
+    /// Timers the last calls asked for; the caller schedules each and calls
+    /// [`Hub::expire`] when it fires.
+    pub fn take_timers(&mut self) -> Vec<Timer> {
+        std::mem::take(&mut self.timers)
+    }
+
+    /// Handles `join`. `reply` gets the ack before anything held for a
+    /// returning peer is delivered, so the client learns it resumed first.
+    pub fn join(&mut self, key: K, req: JoinRequest, reply: impl FnOnce(&Ack<JoinAccepted>)) {
+        match self.try_join(key, req) {
+            Ok((accepted, held)) => {
+                let (room, peer) = (accepted.room_id.clone(), accepted.peer_id.clone());
+                reply(&Ack::Ok(accepted));
+                if let Some(held) = held {
+                    self.metrics.held_delta(-(held.messages.len() as i64));
+                    for (ev, payload) in held.messages {
+                        self.metrics.held_delivered();
+                        // A failure here re-holds (closed) or is counted
+                        // (backlogged); nothing else can be done for it.
+                        let _ = self.deliver(&room, peer.as_str(), ev, &payload);
+                    }
+                }
+            }
+            Err(e) => {
+                self.metrics.refused(e.code);
+                reply(&Ack::Err(e));
+            }
+        }
+    }
+
+    fn try_join(&mut self, key: K, req: JoinRequest) -> Result<(JoinAccepted, Option<Held>), Refusal> {
+        if !self.conns.contains_key(&key) {
+            return Err(refusal(ErrorCode::Internal, "connection is not registered"));
+        }
+        let room_id = req.room_id().clone();
+        let name = req.name().map(str::to_owned);
+        let max_peers = self.config.max_peers;
+        let room = self.rooms.entry(room_id.clone()).or_insert_with(|| Room { peers: Vec::new() });
+
+        // The same socket joining again (a client retrying): answer the same.
+        if let Some(idx) = room.by_key(key) {
+            if req.peer_id().is_none_or(|p| *p == room.peers[idx].id) {
+                return Ok((accepted(&room_id, room, idx, false), None));
+            }
+            return Err(refusal(ErrorCode::PeerIdTaken, "this connection already speaks as another peer in this room"));
+        }
+
+        if let Some(idx) = req.peer_id().and_then(|p| room.by_id(p.as_str())) {
+            let peer = &mut room.peers[idx];
+            let previous = std::mem::replace(&mut peer.presence, Presence::Online(key));
+            if name.is_some() {
+                peer.name = name;
+            }
+            let peer_id = peer.id.clone();
+            let held = match previous {
+                Presence::Away { held, .. } => {
+                    self.metrics.resumed();
+                    Some(held)
+                }
+                Presence::Online(stale) => {
+                    // A rejoin while the old transport still looks alive: the
+                    // client knows better than our ping timer. The old socket
+                    // stops speaking for this peer.
+                    if let Some(conn) = self.conns.get_mut(&stale) {
+                        conn.memberships.retain(|(r, p)| !(r == &room_id && p == &peer_id));
+                    }
+                    self.metrics.replaced();
+                    None
+                }
+            };
+            let accepted = accepted(&room_id, room, idx, true);
+            self.conn_mut(key).memberships.push((room_id, peer_id));
+            self.update_gauges();
+            return Ok((accepted, held));
+        }
+
+        if room.peers.len() >= max_peers {
+            return Err(refusal(ErrorCode::RoomFull, format!("room is full ({max_peers} of {max_peers} peers)")));
+        }
+        let peer_id = req.peer_id().cloned().unwrap_or_else(fresh_peer_id);
+        self.next_seq += 1;
+        room.peers.push(Peer { id: peer_id.clone(), name: name.clone(), seq: self.next_seq, presence: Presence::Online(key) });
+        let accepted = accepted(&room_id, room, room.peers.len() - 1, false);
+        self.conn_mut(key).memberships.push((room_id.clone(), peer_id.clone()));
+        self.update_gauges();
+        let joined = to_payload(&PeerJoined { room_id: room_id.clone(), peer_id: peer_id.clone(), name });
+        self.broadcast(&room_id, &peer_id, event::PEER_JOINED, &joined);
+        Ok((accepted, None))
+    }
+
+    /// Handles `sdp-offer`, `sdp-answer` and `ice-candidate`: to everyone
+    /// else in the room, or to `to` only, with `from` set to the sender.
+    pub fn relay(&mut self, key: K, msg: &RelayView<'_>) -> Result<(), Refusal> {
+        let result = self.try_relay(key, msg);
+        match &result {
+            Ok(()) => self.metrics.relayed(msg.kind),
+            Err(e) => self.metrics.refused(e.code),
+        }
+        result
+    }
+
+    fn try_relay(&mut self, key: K, msg: &RelayView<'_>) -> Result<(), Refusal> {
+        let not_in_room = || refusal(ErrorCode::NotInRoom, format!("join room `{}` before relaying to it", msg.room_id));
+        let (room_id, room) = self.rooms.get_key_value(msg.room_id.as_ref()).ok_or_else(not_in_room)?;
+        let sender = room.by_key(key).ok_or_else(not_in_room)?;
+        let from = &room.peers[sender].id;
+        let targets: Vec<PeerId> = match &msg.to {
+            Some(to) => {
+                if to.as_ref() == from.as_str() || room.by_id(to).is_none() {
+                    return Err(refusal(ErrorCode::UnknownPeer, format!("no peer `{to}` in room `{room_id}`")));
+                }
+                vec![PeerId::new(to.as_ref()).expect("validated by RelayView")]
+            }
+            None => room.peers.iter().filter(|p| &p.id != from).map(|p| p.id.clone()).collect(),
+        };
+        let payload: Payload = Arc::from(
+            RawValue::from_string(msg.with_from(from.as_str())).map_err(|e| refusal(ErrorCode::Internal, e.to_string()))?,
+        );
+        let room_id = room_id.clone();
+        let ev = msg.kind.event();
+        let mut result = Ok(());
+        for t in targets {
+            if let Err(e) = self.deliver(&room_id, t.as_str(), ev, &payload) {
+                result = result.and(Err(e));
+            }
+        }
+        result
+    }
+
+    /// Handles `leave`.
+    pub fn leave(&mut self, key: K, room_id: &RoomId) -> Result<(), Refusal> {
+        let Some(idx) = self.rooms.get(room_id).and_then(|r| r.by_key(key)) else {
+            let e = refusal(ErrorCode::NotInRoom, format!("not in room `{room_id}`"));
+            self.metrics.refused(e.code);
+            return Err(e);
+        };
+        let peer = self.remove_peer(room_id, idx, LeaveReason::Left);
+        self.conn_mut(key).memberships.retain(|(r, p)| !(r == room_id && *p == peer));
+        Ok(())
+    }
+
+    /// A connection ended. `Deliberate` leaves every room at once; `Lost`
+    /// keeps each place for the grace period.
+    pub fn disconnect(&mut self, key: K, how: Departure) {
+        let Some(conn) = self.conns.remove(&key) else { return };
+        for (room_id, peer_id) in conn.memberships {
+            let Some(idx) = self.rooms.get(&room_id).and_then(|r| r.by_key(key)) else { continue };
+            debug_assert_eq!(self.rooms[&room_id].peers[idx].id, peer_id);
+            match how {
+                Departure::Deliberate => {
+                    self.remove_peer(&room_id, idx, LeaveReason::Left);
+                }
+                Departure::Lost => self.mark_away(&room_id, idx),
+            }
+        }
+        self.update_gauges();
+    }
+
+    /// A grace timer fired: if the peer is still away in that same absence,
+    /// it is gone for good.
+    pub fn expire(&mut self, timer: &Timer) {
+        let Some(room) = self.rooms.get(&timer.room) else { return };
+        let Some(idx) = room.by_id(timer.peer.as_str()) else { return };
+        if matches!(room.peers[idx].presence, Presence::Away { epoch, .. } if epoch == timer.epoch) {
+            self.remove_peer(&timer.room, idx, LeaveReason::Timeout);
+        }
+    }
+
+    /// Number of rooms (for tests and metrics).
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// Whether `peer` is in `room` and connected.
+    pub fn is_online(&self, room: &str, peer: &str) -> Option<bool> {
+        let room = self.rooms.get(room)?;
+        let idx = room.by_id(peer)?;
+        Some(matches!(room.peers[idx].presence, Presence::Online(_)))
+    }
+
+    // ---------------------------------------------------------------- internals
+
+    fn conn_mut(&mut self, key: K) -> &mut Conn<S> {
+        self.conns.get_mut(&key).expect("connection registered before use")
+    }
+
+    /// Delivers to one peer of a room: straight to its connection when
+    /// online, into its held queue when away.
+    fn deliver(&mut self, room_id: &RoomId, to: &str, ev: &'static str, payload: &Payload) -> Result<(), Refusal> {
+        let room = self.rooms.get_mut(room_id).expect("room exists while delivering");
+        let idx = room.by_id(to).expect("peer exists while delivering");
+        if let Presence::Online(k) = room.peers[idx].presence {
+            let sink = &self.conns.get(&k).expect("online peer has a connection").sink;
+            match sink.send(ev, payload) {
+                Ok(()) => return Ok(()),
+                Err(SinkError::Backlogged) => {
+                    return Err(refusal(ErrorCode::PeerBacklogged, format!("peer `{to}` is not keeping up; message dropped")));
+                }
+                Err(SinkError::Closed) => {
+                    // The transport died and its close is not processed yet:
+                    // treat the peer as away now and hold the message.
+                    if let Some(conn) = self.conns.get_mut(&k) {
+                        conn.memberships.retain(|(r, p)| !(r == room_id && p.as_str() == to));
+                    }
+                    self.mark_away(room_id, idx);
+                }
+            }
+        }
+        let (max_n, max_b) = (self.config.max_held_messages, self.config.max_held_bytes);
+        let room = self.rooms.get_mut(room_id).expect("room exists while delivering");
+        let Presence::Away { held, .. } = &mut room.peers[idx].presence else { unreachable!("just checked") };
+        let size = payload.get().len();
+        if held.messages.len() >= max_n || held.bytes + size > max_b {
+            return Err(refusal(ErrorCode::HeldFull, format!("peer `{to}` is reconnecting and has too much waiting; message dropped")));
+        }
+        held.messages.push_back((ev, payload.clone()));
+        held.bytes += size;
+        self.metrics.held_delta(1);
+        Ok(())
+    }
+
+    fn mark_away(&mut self, room_id: &RoomId, idx: usize) {
+        let grace = self.config.grace;
+        if grace.is_zero() {
+            self.remove_peer(room_id, idx, LeaveReason::Timeout);
+            return;
+        }
+        self.next_seq += 1;
+        let epoch = self.next_seq;
+        let peer = &mut self.rooms.get_mut(room_id).expect("room exists").peers[idx];
+        peer.presence = Presence::Away { epoch, held: Held::default() };
+        self.timers.push(Timer { room: room_id.clone(), peer: peer.id.clone(), epoch, after: grace });
+        self.update_gauges();
+    }
+
+    /// Removes a peer, tells the others, and drops the room when empty.
+    fn remove_peer(&mut self, room_id: &RoomId, idx: usize, reason: LeaveReason) -> PeerId {
+        let room = self.rooms.get_mut(room_id).expect("room exists");
+        let peer = room.peers.remove(idx);
+        if let Presence::Away { held, .. } = &peer.presence {
+            self.metrics.held_delta(-(held.messages.len() as i64));
+            self.metrics.held_dropped(held.messages.len());
+        }
+        if room.peers.is_empty() {
+            self.rooms.remove(room_id);
+        } else {
+            let left = to_payload(&PeerLeft { room_id: room_id.clone(), peer_id: peer.id.clone(), reason });
+            self.broadcast(room_id, &peer.id, event::PEER_LEFT, &left);
+        }
+        self.update_gauges();
+        peer.id
+    }
+
+    fn broadcast(&mut self, room_id: &RoomId, except: &PeerId, ev: &'static str, payload: &Payload) {
+        let Some(room) = self.rooms.get(room_id) else { return };
+        let targets: Vec<PeerId> = room.peers.iter().filter(|p| &p.id != except).map(|p| p.id.clone()).collect();
+        for t in targets {
+            if let Err(e) = self.deliver(room_id, t.as_str(), ev, payload) {
+                tracing::debug!(room = %room_id, peer = %t, code = %e.code, "presence event not delivered");
+            }
+        }
+    }
+
+    fn count_away(&self) -> usize {
+        self.rooms.values().flat_map(|r| &r.peers).filter(|p| matches!(p.presence, Presence::Away { .. })).count()
+    }
+
+    fn update_gauges(&self) {
+        self.metrics.set_rooms(self.rooms.len());
+        self.metrics.set_sockets(self.conns.len());
+        self.metrics.set_away(self.count_away());
+    }
+}
+
+fn accepted<K>(room_id: &RoomId, room: &Room<K>, idx: usize, resumed: bool) -> JoinAccepted {
+    let me = &room.peers[idx];
+    JoinAccepted {
+        room_id: room_id.clone(),
+        peer_id: me.id.clone(),
+        peers: room
+            .peers
+            .iter()
+            .filter(|p| p.id != me.id)
+            .map(|p| PeerInfo { peer_id: p.id.clone(), name: p.name.clone() })
+            .collect(),
+        polite: room.peers.iter().any(|p| p.seq < me.seq),
+        ice_servers: Vec::new(),
+        resumed,
+    }
+}
+
+/// A server-assigned peer id for clients that did not choose one (the seed's).
+fn fresh_peer_id() -> PeerId {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    let s: String = (0..16).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
+    PeerId::new(s).expect("alphabet is valid")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,367 @@
+//! The socketioxide glue: turns Socket.IO events into [`Hub`] calls and hub
+//! output into emits.
+//!
+//! # Why the work happens in extractors
+//!
+//! socketioxide 0.18 spawns one task per incoming event (and per connect and
+//! disconnect). On a multi-thread runtime those tasks run in any order: a
+//! burst of candidates from one sender was measured arriving out of order.
+//! The *extractors* of a handler, though, run synchronously on the
+//! connection's read path, in the order packets arrive. So every event here
+//! is handled inside [`Inbound`]'s extraction and the spawned handler body is
+//! empty. Connect ([`Attach`]) and disconnect ([`Detach`]) work the same way,
+//! which also registers the event handler before the client can possibly
+//! send anything (the CONNECT packet goes out just before the connect
+//! handler is called).
+//!
+//! # Why there is a backlog
+//!
+//! A socket's outgoing buffer is a bounded channel with only a non-blocking
+//! `try_reserve`. A burst larger than it would fail with
+//! `InternalChannelFull`, so each connection keeps its own bounded
+//! [`Backlog`] behind it, drained in order as the transport catches up.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use ringlet_proto::{event, Ack, ErrorBody, ErrorCode, ErrorEvent, JoinRequest, LeaveRequest, RelayKind, RelayView};
+use serde::de::{IgnoredAny, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+use socketioxide::adapter::LocalAdapter;
+use socketioxide::extract::{AckSender, SocketRef, State};
+use socketioxide::handler::{FromConnectParts, FromDisconnectParts, FromMessage, FromMessageParts};
+use socketioxide::socket::{DisconnectReason, Sid, Socket};
+use socketioxide::{SendError, SocketError};
+use socketioxide_core::Value;
+
+use crate::hub::{Departure, Hub, Payload, Sink, SinkError, Timer};
+use crate::metrics::Metrics;
+
+type A = LocalAdapter;
+
+/// Limits of a connection's [`Backlog`].
+#[derive(Debug, Clone, Copy)]
+pub struct BacklogLimits {
+    pub messages: usize,
+    pub bytes: usize,
+}
+
+impl Default for BacklogLimits {
+    fn default() -> Self {
+        BacklogLimits { messages: 16 * 1024, bytes: 8 * 1024 * 1024 }
+    }
+}
+
+/// State shared by every connection: the hub behind one lock.
+pub struct Shared {
+    pub(crate) hub: Mutex<Hub<Sid, SocketSink>>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) backlog: BacklogLimits,
+}
+
+impl Shared {
+    /// Runs `f` on the hub, then schedules the timers it asked for.
+    fn with_hub<R>(self: &Arc<Self>, f: impl FnOnce(&mut Hub<Sid, SocketSink>) -> R) -> R {
+        let (r, timers) = {
+            let mut hub = self.hub.lock();
+            let r = f(&mut hub);
+            (r, hub.take_timers())
+        };
+        for t in timers {
+            self.schedule(t);
+        }
+        r
+    }
+
+    fn schedule(self: &Arc<Self>, timer: Timer) {
+        let shared = Arc::clone(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(timer.after).await;
+            shared.with_hub(|hub| hub.expire(&timer));
+        });
+    }
+}
+
+pub(crate) type SharedState = Arc<Shared>;
+
+// ------------------------------------------------------------------ outgoing
+
+#[derive(Default)]
+struct Backlog {
+    queue: VecDeque<(&'static str, Payload)>,
+    bytes: usize,
+    draining: bool,
+}
+
+/// A connection's outgoing side: socketioxide's buffer, then our backlog.
+#[derive(Clone)]
+pub struct SocketSink {
+    socket: SocketRef<A>,
+    backlog: Arc<Mutex<Backlog>>,
+    limits: BacklogLimits,
+}
+
+enum Emit {
+    Sent,
+    Full,
+    Closed,
+}
+
+fn emit(socket: &SocketRef<A>, ev: &str, payload: &RawValue) -> Emit {
+    match socket.emit(ev, payload) {
+        Ok(()) => Emit::Sent,
+        Err(SendError::Socket(SocketError::InternalChannelFull)) => Emit::Full,
+        Err(SendError::Socket(SocketError::Closed)) => Emit::Closed,
+        Err(SendError::Serialize(e)) => {
+            // Payloads are validated JSON; this would be a bug, not input.
+            tracing::error!(error = %e, "could not serialize an outgoing event");
+            Emit::Sent
+        }
+    }
+}
+
+impl Sink for SocketSink {
+    fn send(&self, ev: &'static str, payload: &Payload) -> Result<(), SinkError> {
+        let mut b = self.backlog.lock();
+        if b.queue.is_empty() {
+            match emit(&self.socket, ev, payload) {
+                Emit::Sent => return Ok(()),
+                Emit::Closed => return Err(SinkError::Closed),
+                Emit::Full => {}
+            }
+        }
+        let size = payload.get().len();
+        if b.queue.len() >= self.limits.messages || b.bytes + size > self.limits.bytes {
+            return Err(SinkError::Backlogged);
+        }
+        b.queue.push_back((ev, payload.clone()));
+        b.bytes += size;
+        if !b.draining {
+            b.draining = true;
+            tokio::spawn(drain(self.socket.clone(), Arc::clone(&self.backlog)));
+        }
+        Ok(())
+    }
+}
+
+/// Feeds the backlog into the socket as its buffer frees up. The socket
+/// offers no way to wait for room, so this polls at the timer's resolution;
+/// it runs only while a backlog exists.
+async fn drain(socket: SocketRef<A>, backlog: Arc<Mutex<Backlog>>) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let mut b = backlog.lock();
+        while let Some((ev, payload)) = b.queue.front() {
+            match emit(&socket, ev, payload) {
+                Emit::Sent => {
+                    let size = payload.get().len();
+                    b.queue.pop_front();
+                    b.bytes -= size;
+                }
+                Emit::Full => break,
+                Emit::Closed => {
+                    tracing::debug!(sid = %socket.id, lost = b.queue.len(), "socket closed with a backlog");
+                    b.queue.clear();
+                    b.bytes = 0;
+                }
+            }
+        }
+        if b.queue.is_empty() {
+            b.draining = false;
+            return;
+        }
+    }
+}
+
+// ------------------------------------------------------------------ incoming
+
+fn state(s: &Arc<Socket<A>>) -> SharedState {
+    let mut none = Value::Str(Default::default(), None);
+    State::<SharedState>::from_message_parts(s, &mut none, &None)
+        .expect("state is installed by the builder")
+        .0
+}
+
+/// Connect extractor: registers the connection and its handlers.
+pub(crate) struct Attach;
+
+impl FromConnectParts<A> for Attach {
+    type Error = Infallible;
+    fn from_connect_parts(s: &Arc<Socket<A>>, _auth: &Option<Value>) -> Result<Self, Infallible> {
+        let shared = State::<SharedState>::from_connect_parts(s, &None).expect("state is installed by the builder").0;
+        let socket = SocketRef::from(Arc::clone(s));
+        let sink = SocketSink { socket: socket.clone(), backlog: Default::default(), limits: shared.backlog };
+        shared.with_hub(|hub| hub.connect(s.id, sink));
+        socket.on_fallback(|_: Inbound| async {});
+        socket.on_disconnect(|_: Detach| async {});
+        tracing::debug!(sid = %s.id, "connected");
+        Ok(Attach)
+    }
+}
+
+/// Disconnect extractor: tells the hub, in order with the socket's events.
+pub(crate) struct Detach;
+
+impl FromDisconnectParts<A> for Detach {
+    type Error = Infallible;
+    fn from_disconnect_parts(s: &Arc<Socket<A>>, reason: DisconnectReason) -> Result<Self, Infallible> {
+        let shared = State::<SharedState>::from_disconnect_parts(s, reason).expect("state is installed").0;
+        let how = match reason {
+            DisconnectReason::ClientNSDisconnect => Departure::Deliberate,
+            _ => Departure::Lost,
+        };
+        tracing::debug!(sid = %s.id, %reason, "disconnected");
+        shared.with_hub(|hub| hub.disconnect(s.id, how));
+        Ok(Detach)
+    }
+}
+
+/// Event extractor: handles the event itself (see the module docs).
+pub(crate) struct Inbound;
+
+impl FromMessage<A> for Inbound {
+    type Error = Infallible;
+    fn from_message(s: Arc<Socket<A>>, v: Value, ack_id: Option<i64>) -> Result<Self, Infallible> {
+        let shared = state(&s);
+        let mut v = v;
+        let ack = AckSender::from_message_parts(&s, &mut v, &ack_id).expect("infallible");
+        let reply = Reply { socket: SocketRef::from(s), ack: ack_id.map(|_| ack) };
+        handle(&shared, reply, &v);
+        Ok(Inbound)
+    }
+}
+
+/// Where a refusal goes: the ack when the client asked for one, else an
+/// `error` event.
+struct Reply {
+    socket: SocketRef<A>,
+    ack: Option<AckSender<A>>,
+}
+
+impl Reply {
+    fn ack<T: serde::Serialize>(self, body: &Ack<T>) {
+        if let Some(ack) = self.ack {
+            if let Err(e) = ack.send(body) {
+                tracing::debug!(error = %e, "ack not sent");
+            }
+        }
+    }
+
+    fn ok(self) {
+        self.ack(&Ack::Ok(serde_json::Map::new()));
+    }
+
+    fn refuse(self, ev: Option<&str>, room: Option<&str>, err: ErrorBody) {
+        tracing::debug!(sid = %self.socket.id, event = ?ev, code = %err.code, message = %err.message, "refused");
+        if self.ack.is_some() {
+            self.ack::<()>(&Ack::Err(err));
+        } else {
+            let body = ErrorEvent {
+                code: err.code,
+                message: err.message,
+                event: ev.map(str::to_owned),
+                room_id: room.map(str::to_owned),
+            };
+            let _ = self.socket.emit(event::ERROR, &body);
+        }
+    }
+}
+
+/// The event name and first argument of a packet, borrowed from its text.
+struct Packet<'a> {
+    event: &'a str,
+    data: Option<&'a RawValue>,
+}
+
+fn split_packet(text: &str) -> Option<Packet<'_>> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Packet<'de>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("[event, ...args]")
+        }
+        fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Packet<'de>, S::Error> {
+            let event: &'de str = seq.next_element()?.ok_or_else(|| serde::de::Error::custom("no event name"))?;
+            let data: Option<&'de RawValue> = seq.next_element()?;
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(Packet { event, data })
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    serde::Deserializer::deserialize_seq(&mut de, V).ok()
+}
+
+fn handle(shared: &Arc<Shared>, reply: Reply, v: &Value) {
+    let (text, binary) = match v {
+        Value::Str(text, bins) => (&**text, bins.as_ref().is_some_and(|b| !b.is_empty())),
+        Value::Bytes(_) => ("", true),
+    };
+    let Some(packet) = split_packet(text) else {
+        // socketioxide already checked the event name; this is unreachable
+        // short of a parser change, and still must not panic.
+        return reply.refuse(None, None, ErrorBody { code: ErrorCode::InvalidPayload, message: "unreadable packet".into() });
+    };
+    let ev = packet.event;
+    if binary {
+        shared.metrics.refused(ErrorCode::InvalidPayload);
+        return reply.refuse(Some(ev), None, invalid(ev, "binary attachments are not accepted"));
+    }
+    let data = packet.data.map(RawValue::get).unwrap_or("null");
+    if let Some(kind) = RelayKind::from_event(ev) {
+        return relay(shared, reply, kind, data);
+    }
+    match ev {
+        event::JOIN => match JoinRequest::parse(data) {
+            Ok(req) => {
+                let room = req.room_id().to_string();
+                shared.with_hub(|hub| {
+                    hub.join(reply.socket.id, req, |ack| match ack {
+                        Ack::Ok(_) => reply.ack(ack),
+                        Ack::Err(e) => reply.refuse(Some(ev), Some(&room), e.clone()),
+                    })
+                });
+            }
+            Err(e) => {
+                shared.metrics.refused(e.code());
+                reply.refuse(Some(ev), None, e.to_body());
+            }
+        },
+        event::LEAVE => match serde_json::from_str::<LeaveRequest>(data) {
+            Ok(req) => match shared.with_hub(|hub| hub.leave(reply.socket.id, &req.room_id)) {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.refuse(Some(ev), Some(req.room_id.as_str()), e),
+            },
+            Err(e) => {
+                shared.metrics.refused(ErrorCode::InvalidPayload);
+                reply.refuse(Some(ev), None, invalid(ev, &e.to_string()));
+            }
+        },
+        event::HEARTBEAT => reply.ok(),
+        _ => {
+            // Unknown events are ignored, as Socket.IO servers do; counted.
+            shared.metrics.ignored();
+            tracing::trace!(event = ev, "ignored unknown event");
+        }
+    }
+}
+
+fn relay(shared: &Arc<Shared>, reply: Reply, kind: RelayKind, data: &str) {
+    let ev = kind.event();
+    match RelayView::parse(kind, data) {
+        Ok(view) => match shared.with_hub(|hub| hub.relay(reply.socket.id, &view)) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.refuse(Some(ev), Some(&view.room_id), e),
+        },
+        Err(e) => {
+            shared.metrics.refused(e.code());
+            reply.refuse(Some(ev), None, e.to_body());
+        }
+    }
+}
+
+fn invalid(ev: &str, detail: &str) -> ErrorBody {
+    ErrorBody { code: ErrorCode::InvalidPayload, message: format!("payload is not valid for `{ev}`: {detail}") }
+}

@@ -1,0 +1,205 @@
+//! `ringlet-signal`: the Socket.IO signaling server that introduces Ringlet
+//! peers to each other.
+//!
+//! It speaks the seed tutorial's protocol on the `/signaling` namespace (its
+//! browser client works unchanged) and Ringlet's superset: stable peer ids,
+//! acks with readable errors, presence events, and a grace period during
+//! which a peer whose transport dropped keeps its place and has its messages
+//! held. Relays from one sender arrive in the order sent, with no loss under
+//! a burst.
+//!
+//! Run it embedded (the desktop app does) or as the `ringlet-signal` binary:
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use ringlet_signal::{Config, Server};
+//!
+//! let config = Config { listen: "127.0.0.1:0".parse().unwrap(), ..Config::default() };
+//! let server = Server::bind(config).await?;
+//! println!("signaling on {}", server.local_addr());
+//! server.run(std::future::pending()).await
+//! # }
+//! ```
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use parking_lot::Mutex;
+use socketioxide::SocketIo;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+pub mod cli;
+pub mod hub;
+mod io;
+pub mod metrics;
+
+pub use hub::HubConfig;
+pub use io::BacklogLimits;
+pub use metrics::Metrics;
+
+/// Origins the desktop app's webview uses on each platform.
+pub const APP_ORIGINS: [&str; 3] = ["tauri://localhost", "http://tauri.localhost", "https://tauri.localhost"];
+
+/// Which browser origins may connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origins {
+    /// Any origin (`--cors-origin '*'`): only for development.
+    Any,
+    /// These origins, plus same-origin pages and clients that send no Origin
+    /// (native clients: the app's engine, Node, curl).
+    List(Vec<String>),
+}
+
+impl Default for Origins {
+    fn default() -> Self {
+        Origins::List(APP_ORIGINS.iter().map(|s| s.to_string()).collect())
+    }
+}
+
+impl Origins {
+    fn allows(&self, origin: &str, host: Option<&str>) -> bool {
+        match self {
+            Origins::Any => true,
+            Origins::List(list) => {
+                list.iter().any(|o| o.eq_ignore_ascii_case(origin))
+                    || host.is_some_and(|h| {
+                        origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) == Some(h)
+                    })
+            }
+        }
+    }
+}
+
+/// Everything the server can be told. [`cli::Args`] builds one from flags.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub hub: HubConfig,
+    pub origins: Origins,
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
+    pub backlog: BacklogLimits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([0, 0, 0, 0], 3000)),
+            hub: HubConfig::default(),
+            origins: Origins::default(),
+            // The seed's values: long enough for slow ICE gathering.
+            ping_interval: Duration::from_secs(25),
+            ping_timeout: Duration::from_secs(60),
+            backlog: BacklogLimits::default(),
+        }
+    }
+}
+
+/// A bound, not yet serving, signaling server.
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    router: Router,
+    io: SocketIo,
+    metrics: Arc<Metrics>,
+}
+
+impl Server {
+    /// Binds the listening socket. Port 0 picks a free one: read it back
+    /// with [`Server::local_addr`].
+    pub async fn bind(config: Config) -> std::io::Result<Server> {
+        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        let (router, io, metrics) = app(config);
+        Ok(Server { listener, router, io, metrics })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
+    }
+
+    /// Serves until `shutdown` completes, then closes every socket and
+    /// returns once connections have drained.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let io = self.io;
+        axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                tracing::info!("shutting down: closing every socket");
+                io.close().await;
+            })
+            .await
+    }
+}
+
+/// The HTTP application: Socket.IO on `/socket.io/`, `GET /healthz`,
+/// `GET /metrics`, with the origin policy in front.
+pub fn app(config: Config) -> (Router, SocketIo, Arc<Metrics>) {
+    let metrics = Arc::new(Metrics::default());
+    let shared = Arc::new(io::Shared {
+        hub: Mutex::new(hub::Hub::new(config.hub.clone(), Arc::clone(&metrics))),
+        metrics: Arc::clone(&metrics),
+        backlog: config.backlog,
+    });
+    let (layer, sio) = SocketIo::builder()
+        .ping_interval(config.ping_interval)
+        .ping_timeout(config.ping_timeout)
+        // Large enough for an SDP with room to spare; WebSocket frames are
+        // capped by the transport and every event by its own limit.
+        .max_payload(256 * 1024)
+        .max_buffer_size(1024)
+        .with_state(shared)
+        .build_layer();
+    sio.ns(ringlet_proto::NAMESPACE, |_: io::Attach| async {});
+
+    let origins = Arc::new(config.origins);
+    let cors_origins = Arc::clone(&origins);
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, parts| {
+            let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok());
+            origin.to_str().is_ok_and(|o| cors_origins.allows(o, host))
+        }))
+        .allow_methods([http::Method::GET, http::Method::POST])
+        .allow_headers([header::CONTENT_TYPE]);
+
+    let m = Arc::clone(&metrics);
+    let router = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/metrics",
+            get(move || {
+                let m = Arc::clone(&m);
+                async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], m.render()) }
+            }),
+        )
+        .layer(layer)
+        .layer(cors)
+        .layer(middleware::from_fn_with_state(origins, origin_guard));
+    (router, sio, metrics)
+}
+
+/// Refuses requests from browser origins outside the policy. CORS alone does
+/// not cover WebSocket upgrades: browsers send Origin but do not enforce
+/// CORS on them, so the check has to happen here.
+async fn origin_guard(State(origins): State<Arc<Origins>>, req: Request, next: Next) -> Response {
+    if let Some(origin) = req.headers().get(header::ORIGIN) {
+        let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok());
+        let allowed = origin.to_str().is_ok_and(|o| origins.allows(o, host));
+        if !allowed {
+            tracing::debug!(?origin, "refused origin");
+            return (StatusCode::FORBIDDEN, "origin not allowed; start ringlet-signal with --cors-origin\n")
+                .into_response();
+        }
+    }
+    next.run(req).await
+}
