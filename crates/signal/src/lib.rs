@@ -108,6 +108,7 @@ pub struct Server {
     listener: tokio::net::TcpListener,
     router: Router,
     io: SocketIo,
+    shared: Arc<io::Shared>,
     metrics: Arc<Metrics>,
 }
 
@@ -116,8 +117,9 @@ impl Server {
     /// with [`Server::local_addr`].
     pub async fn bind(config: Config) -> std::io::Result<Server> {
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
-        let (router, io, metrics) = app(config);
-        Ok(Server { listener, router, io, metrics })
+        let (router, io, shared) = app_parts(config);
+        let metrics = Arc::clone(&shared.metrics);
+        Ok(Server { listener, router, io, shared, metrics })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -131,12 +133,13 @@ impl Server {
     /// Serves until `shutdown` completes, then closes every socket and
     /// returns once connections have drained.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let io = self.io;
+        let (io, shared) = (self.io, self.shared);
         axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 tracing::info!("shutting down: closing every socket");
                 io.close().await;
+                shared.hub.lock().clear();
             })
             .await
     }
@@ -145,6 +148,11 @@ impl Server {
 /// The HTTP application: Socket.IO on `/socket.io/`, `GET /healthz`,
 /// `GET /metrics`, with the origin policy in front.
 pub fn app(config: Config) -> (Router, SocketIo, Arc<Metrics>) {
+    let (router, io, shared) = app_parts(config);
+    (router, io, Arc::clone(&shared.metrics))
+}
+
+fn app_parts(config: Config) -> (Router, SocketIo, Arc<io::Shared>) {
     let metrics = Arc::new(Metrics::default());
     let shared = Arc::new(io::Shared {
         hub: Mutex::new(hub::Hub::new(config.hub.clone(), Arc::clone(&metrics))),
@@ -158,7 +166,7 @@ pub fn app(config: Config) -> (Router, SocketIo, Arc<Metrics>) {
         // capped by the transport and every event by its own limit.
         .max_payload(256 * 1024)
         .max_buffer_size(1024)
-        .with_state(shared)
+        .with_state(Arc::clone(&shared))
         .build_layer();
     sio.ns(ringlet_proto::NAMESPACE, |_: io::Attach| async {});
 
@@ -185,7 +193,7 @@ pub fn app(config: Config) -> (Router, SocketIo, Arc<Metrics>) {
         .layer(layer)
         .layer(cors)
         .layer(middleware::from_fn_with_state(origins, origin_guard));
-    (router, sio, metrics)
+    (router, sio, shared)
 }
 
 /// Refuses requests from browser origins outside the policy. CORS alone does

@@ -334,6 +334,26 @@ where
         }
     }
 
+    /// Forgets everything: the server is shutting down and every socket is
+    /// closed (socketioxide does not report those closes once its
+    /// namespaces are gone).
+    pub fn clear(&mut self) {
+        let held: usize = self
+            .rooms
+            .values()
+            .flat_map(|r| &r.peers)
+            .map(|p| match &p.presence {
+                Presence::Away { held, .. } => held.messages.len(),
+                Presence::Online(_) => 0,
+            })
+            .sum();
+        self.metrics.held_delta(-(held as i64));
+        self.metrics.held_dropped(held);
+        self.rooms.clear();
+        self.conns.clear();
+        self.update_gauges();
+    }
+
     /// Number of rooms (for tests and metrics).
     pub fn room_count(&self) -> usize {
         self.rooms.len()
@@ -355,8 +375,9 @@ where
     /// Delivers to one peer of a room: straight to its connection when
     /// online, into its held queue when away.
     fn deliver(&mut self, room_id: &RoomId, to: &str, ev: &'static str, payload: &Payload) -> Result<(), Refusal> {
-        let room = self.rooms.get_mut(room_id).expect("room exists while delivering");
-        let idx = room.by_id(to).expect("peer exists while delivering");
+        let gone = || refusal(ErrorCode::UnknownPeer, format!("peer `{to}` has left room `{room_id}`"));
+        let room = self.rooms.get_mut(room_id).ok_or_else(gone)?;
+        let idx = room.by_id(to).ok_or_else(gone)?;
         if let Presence::Online(k) = room.peers[idx].presence {
             let sink = &self.conns.get(&k).expect("online peer has a connection").sink;
             match sink.send(ev, payload) {
@@ -375,8 +396,12 @@ where
             }
         }
         let (max_n, max_b) = (self.config.max_held_messages, self.config.max_held_bytes);
-        let room = self.rooms.get_mut(room_id).expect("room exists while delivering");
-        let Presence::Away { held, .. } = &mut room.peers[idx].presence else { unreachable!("just checked") };
+        // With no grace, mark_away removed the peer: nobody to hold for.
+        let room = self.rooms.get_mut(room_id).ok_or_else(gone)?;
+        let idx = room.by_id(to).ok_or_else(gone)?;
+        let Presence::Away { held, .. } = &mut room.peers[idx].presence else {
+            return Err(refusal(ErrorCode::Internal, "peer neither online nor away"));
+        };
         let size = payload.get().len();
         if held.messages.len() >= max_n || held.bytes + size > max_b {
             return Err(refusal(ErrorCode::HeldFull, format!("peer `{to}` is reconnecting and has too much waiting; message dropped")));

@@ -1,0 +1,237 @@
+//! Test support: a real server on an ephemeral loopback port, real
+//! `rust_socketio` clients, and a TCP proxy that can cut connections the
+//! way a network does (no close handshake).
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use ringlet_signal::{Config, HubConfig, Metrics, Server};
+use rust_socketio::asynchronous::{Client as SioClient, ClientBuilder};
+use rust_socketio::{Event, Payload, TransportType};
+use serde_json::Value;
+use tokio::io::copy_bidirectional;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub metrics: Arc<Metrics>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    pub async fn start(hub: HubConfig) -> TestServer {
+        Self::start_with(Config { hub, ..test_config() }).await
+    }
+
+    pub async fn start_with(config: Config) -> TestServer {
+        let server = Server::bind(config).await.expect("bind");
+        let addr = server.local_addr();
+        let metrics = server.metrics();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async move {
+            let _ = stopped.await;
+        }));
+        TestServer { addr, metrics, stop: Some(stop), task: Some(task) }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = tokio::time::timeout(WAIT, t).await;
+        }
+    }
+}
+
+pub fn test_config() -> Config {
+    Config { listen: "127.0.0.1:0".parse().unwrap(), ..Config::default() }
+}
+
+/// One received event: its name and first argument.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub event: String,
+    pub data: Value,
+}
+
+pub struct Client {
+    pub sio: SioClient,
+    rx: mpsc::UnboundedReceiver<Received>,
+}
+
+/// Unwraps the one argument of a payload. rust_socketio nests ack
+/// payloads one level deeper (`[[arg]]`), events not (`[arg]`).
+fn first_arg(p: Payload) -> Value {
+    match p {
+        Payload::Text(mut v) if !v.is_empty() => v.swap_remove(0),
+        Payload::Text(_) => Value::Null,
+        Payload::Binary(_) => Value::String("<binary>".into()),
+        #[allow(deprecated)]
+        Payload::String(s) => serde_json::from_str(&s).unwrap_or(Value::String(s)),
+    }
+}
+
+impl Client {
+    pub async fn connect(url: &str) -> Client {
+        Self::connect_with(url, TransportType::Websocket).await
+    }
+
+    /// Connects and waits for the namespace CONNECT: emitting before it was
+    /// measured to lose the message and reset the connection.
+    pub async fn connect_with(url: &str, transport: TransportType) -> Client {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let err_tx = tx.clone();
+        let (ready_tx, ready_rx) = oneshot::channel::<()>();
+        let ready = Arc::new(Mutex::new(Some(ready_tx)));
+        let sio = ClientBuilder::new(url)
+            .namespace("/signaling")
+            .transport_type(transport)
+            .reconnect(false)
+            .on(Event::Connect, move |_, _| {
+                if let Some(r) = ready.lock().unwrap().take() {
+                    let _ = r.send(());
+                }
+                async {}.boxed()
+            })
+            // rust_socketio maps an incoming `error` event to Event::Error,
+            // which it also uses for its own transport errors (strings);
+            // the server's are objects.
+            .on(Event::Error, move |payload, _| {
+                let data = first_arg(payload);
+                let event = if data.is_object() { "error" } else { "transport-error" }.to_owned();
+                let _ = err_tx.send(Received { event, data });
+                async {}.boxed()
+            })
+            .on_any(move |ev, payload, _| {
+                let event = match ev {
+                    Event::Custom(s) => s,
+                    other => other.as_str().to_owned(),
+                };
+                let _ = tx.send(Received { event, data: first_arg(payload) });
+                async {}.boxed()
+            })
+            .connect()
+            .await
+            .expect("connect");
+        tokio::time::timeout(WAIT, ready_rx).await.expect("namespace connect in time").expect("connect fired");
+        Client { sio, rx }
+    }
+
+    pub async fn emit(&self, event: &str, data: Value) {
+        self.sio.emit(event, data).await.expect("emit");
+    }
+
+    /// Emits with an ack and returns the ack's argument.
+    pub async fn request(&self, event: &str, data: Value) -> Value {
+        let (tx, rx) = oneshot::channel();
+        let tx = Arc::new(Mutex::new(Some(tx)));
+        self.sio
+            .emit_with_ack(event, data, WAIT, move |p, _| {
+                if let Some(tx) = tx.lock().unwrap().take() {
+                    let mut v = first_arg(p);
+                    // the nesting quirk: [[arg]]
+                    if let Value::Array(a) = &mut v {
+                        if a.len() == 1 {
+                            v = a.swap_remove(0);
+                        }
+                    }
+                    let _ = tx.send(v);
+                }
+                async {}.boxed()
+            })
+            .await
+            .expect("emit_with_ack");
+        tokio::time::timeout(WAIT, rx).await.expect("ack in time").expect("ack sent")
+    }
+
+    pub async fn join(&self, data: Value) -> Value {
+        self.request("join", data).await
+    }
+
+    /// The next event named `event`, skipping others.
+    pub async fn next(&mut self, event: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let r = tokio::time::timeout_at(deadline, self.rx.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no `{event}` within {WAIT:?}"))
+                .expect("client alive");
+            if r.event == event {
+                return r.data;
+            }
+        }
+    }
+
+    /// The next event of any name.
+    pub async fn next_any(&mut self) -> Received {
+        tokio::time::timeout(WAIT, self.rx.recv()).await.expect("an event in time").expect("client alive")
+    }
+
+    /// Asserts nothing arrives for `d`; returns what did, for messages.
+    pub async fn quiet_for(&mut self, d: Duration) -> Vec<Received> {
+        let mut got = vec![];
+        let deadline = tokio::time::Instant::now() + d;
+        while let Ok(Some(r)) = tokio::time::timeout_at(deadline, self.rx.recv()).await {
+            got.push(r);
+        }
+        got
+    }
+
+    pub async fn disconnect(self) {
+        let _ = self.sio.disconnect().await;
+    }
+}
+
+/// A loopback TCP proxy whose connections can be cut without a close
+/// handshake reaching the server in order — a network drop, as far as the
+/// Socket.IO session is concerned.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    accept: JoinHandle<()>,
+}
+
+impl Proxy {
+    pub async fn start(target: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let c = Arc::clone(&conns);
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(target).await {
+                        let _ = copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                c.lock().unwrap().push(task);
+            }
+        });
+        Proxy { addr, conns, accept }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Drops every proxied connection and stops accepting new ones.
+    pub fn cut(&self) {
+        self.accept.abort();
+        for t in self.conns.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+}
