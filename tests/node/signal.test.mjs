@@ -14,7 +14,7 @@
 import { describe, it, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, accessSync, constants as fsConstants } from 'node:fs';
+import { existsSync, accessSync, appendFileSync, constants as fsConstants } from 'node:fs';
 import net from 'node:net';
 import readline from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -57,22 +57,29 @@ async function startServer(flags = []) {
     env: { ...process.env, RINGLET_LOG: process.env.RINGLET_LOG ?? 'info' },
   });
   running.add(proc);
-  let stderr = '';
+  // The server's output (its logs go to stdout and/or stderr), for diagnostics.
+  // RINGLET_TEST_SERVER_LOG=path: also append every server's output there.
+  const logPath = process.env.RINGLET_TEST_SERVER_LOG;
+  if (logPath) appendFileSync(logPath, `\n===== ${new Date().toISOString()} ${bin} ${args.join(' ')}\n`);
+  let output = '';
+  const keep = (d) => {
+    if (logPath) appendFileSync(logPath, d);
+    output += d;
+    if (output.length > 200_000) output = output.slice(-100_000);
+  };
   proc.stderr.setEncoding('utf8');
-  proc.stderr.on('data', (d) => {
-    stderr += d;
-    if (stderr.length > 200_000) stderr = stderr.slice(-100_000);
-  });
+  proc.stderr.on('data', keep);
   const exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
   exited.then(() => running.delete(proc));
 
   const port = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       proc.kill('SIGKILL');
-      reject(new Error(`${bin} ${args.join(' ')}: no "listening on" line within 10 s\n${stderr}`));
+      reject(new Error(`${bin} ${args.join(' ')}: no "listening on" line within 10 s\n${output}`));
     }, 10_000);
     const rl = readline.createInterface({ input: proc.stdout });
     rl.on('line', (line) => {
+      keep(`${line}\n`);
       const m = /^listening on 127\.0\.0\.1:(\d+)\s*$/.exec(line);
       if (m) {
         clearTimeout(timer);
@@ -85,7 +92,7 @@ async function startServer(flags = []) {
     });
     exited.then(({ code, signal }) => {
       clearTimeout(timer);
-      reject(new Error(`${bin} ${args.join(' ')} exited (code ${code}, signal ${signal}) before listening\n${stderr}`));
+      reject(new Error(`${bin} ${args.join(' ')} exited (code ${code}, signal ${signal}) before listening\n${output}`));
     });
   });
 
@@ -94,7 +101,7 @@ async function startServer(flags = []) {
     port,
     url,
     proc,
-    stderr: () => stderr,
+    output: () => output,
     alive: () => proc.exitCode === null && proc.signalCode === null,
     /** Fails if the server died during the group, then stops it. */
     async stop() {
@@ -109,7 +116,7 @@ async function startServer(flags = []) {
       }
       assert.ok(
         wasAlive,
-        `the server died during the tests (code ${proc.exitCode}, signal ${proc.signalCode}):\n${stderr.slice(-4000)}`,
+        `the server died during the tests (code ${proc.exitCode}, signal ${proc.signalCode}):\n${output.slice(-4000)}`,
       );
     },
   };
@@ -262,12 +269,25 @@ async function connect(url, { transports, timeout = WAIT } = {}) {
     inbox,
     emit: (ev, ...args) => socket.emit(ev, ...args),
     /** emit with an ack; rejects if none within `ms`. */
-    ack: (ev, args, ms = WAIT) => socket.timeout(ms).emitWithAck(ev, ...args),
-    request: (ev, payload, ms = WAIT) => socket.timeout(ms).emitWithAck(ev, payload),
+    ack: (ev, args, ms = WAIT) => withAck(socket, inbox, ev, args, ms),
+    request: (ev, payload, ms = WAIT) => withAck(socket, inbox, ev, [payload], ms),
     take: (...a) => inbox.take(...a),
     close: () => socket.close(),
   };
   return client;
+}
+
+function withAck(socket, inbox, ev, args, ms) {
+  return socket
+    .timeout(ms)
+    .emitWithAck(ev, ...args)
+    .catch((e) => {
+      const arg = args.length ? JSON.stringify(args[0])?.slice(0, 200) : '(no argument)';
+      throw new Error(
+        `no ack for '${ev}' ${arg} within ${ms} ms (${e.message}); socket ${socket.id} ` +
+          `${socket.connected ? 'still connected' : 'disconnected'}; received so far: ${inbox.summary()}`,
+      );
+    });
 }
 
 /** Waits until the engine runs on WebSocket (polling upgraded). */
@@ -483,18 +503,20 @@ const BURST = 10_000;
 
 for (const [label, transports, budget] of [
   ["transports: ['websocket']", ['websocket'], 60_000],
-  ['default transports (polling, upgraded during the burst)', undefined, 120_000],
+  ['default transports (polling, then upgraded to websocket)', undefined, 120_000],
+  ["transports: ['polling'] (HTTP long-polling only)", ['polling'], 120_000],
 ]) {
   describe(`c. ${BURST} back-to-back ice-candidates, ${label}`, () => {
     const g = serverGroup([]);
 
-    it('arrive complete and in strictly increasing order', { timeout: budget + 15_000 }, async () => {
+    it('arrive complete and in strictly increasing order', { timeout: budget + 15_000 }, async (t) => {
       const room = 'burst';
       const a = await g.connect({ transports });
       const b = await g.connect({ transports });
       await joinOk(a, { roomId: room, peerId: 'sender' });
       await joinOk(b, { roomId: room, peerId: 'receiver' });
 
+      t.diagnostic(`transports at the start of the burst: A ${a.socket.io.engine.transport.name}, B ${b.socket.io.engine.transport.name}`);
       for (let seq = 0; seq < BURST; seq++) {
         a.emit('ice-candidate', candidate(room, seq, { seq }));
       }
@@ -518,6 +540,7 @@ for (const [label, transports, budget] of [
       assertAckOk(await a.request('heartbeat', {}), 'heartbeat');
       assert.equal(a.inbox.count('error'), 0, `sender got errors: ${JSON.stringify(a.inbox.all('error').slice(0, 3))}`);
       assert.equal(a.inbox.count('ice-candidate'), 0, 'no echo');
+      t.diagnostic(`transports at the end: A ${a.socket.io.engine.transport.name}, B ${b.socket.io.engine.transport.name}`);
     });
   });
 }
@@ -527,8 +550,8 @@ for (const [label, transports, budget] of [
 const MB = 'x'.repeat(1024 * 1024);
 
 function nested(depth) {
-  let v = { roomId: 'bad', deeper: null };
-  for (let i = 0; i < depth; i++) v = { roomId: 'bad', sdp: [v, { candidate: v }] };
+  let v = { roomId: ['bad'], deeper: null };
+  for (let i = 0; i < depth; i++) v = { roomId: v, sdp: [v, { type: v }], candidate: { candidate: [v] }, peerId: [v] };
   return v;
 }
 
@@ -619,7 +642,10 @@ function fill(v, room, self) {
   return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, fill(x, room, self)]));
 }
 
-describe('d. bad input is refused with an error, and the server carries on', () => {
+for (const [tlabel, transports] of [
+  ["transports: ['websocket']", ['websocket']],
+  ["transports: ['polling'] (HTTP long-polling)", ['polling']],
+]) describe(`d. bad input is refused with an error, and the server carries on, ${tlabel}`, () => {
   const g = serverGroup(['--max-peers', '2']);
   let n = 0;
 
@@ -631,13 +657,13 @@ describe('d. bad input is refused with an error, and the server carries on', () 
           it(label, { timeout: 20_000 }, async () => {
             const room = `bad-${++n}`;
             const self = `p${n}`;
-            const c = await g.connect({ transports: ['websocket'] });
+            const c = await g.connect({ transports });
             // Relays are checked from inside a room (so validation, not
             // membership, is what refuses them), with a peer to relay to.
             let peer = null;
             if (ev !== 'join') {
               await joinOk(c, { roomId: room, peerId: self });
-              peer = await g.connect({ transports: ['websocket'] });
+              peer = await g.connect({ transports });
               await joinOk(peer, { roomId: room, peerId: `${self}-peer` });
             }
             const payload = fill(raw, room, self);
@@ -682,7 +708,7 @@ describe('d. bad input is refused with an error, and the server carries on', () 
   }
 
   it('unknown events are ignored', { timeout: 10_000 }, async () => {
-    const c = await g.connect({ transports: ['websocket'] });
+    const c = await g.connect({ transports });
     c.emit('no-such-event', { roomId: 'x' });
     c.emit('message', null);
     assertAckOk(await c.request('heartbeat', {}), 'heartbeat');
@@ -690,7 +716,7 @@ describe('d. bad input is refused with an error, and the server carries on', () 
   });
 
   it('afterwards: a normal call in another room works, /healthz answers ok', { timeout: 20_000 }, async () => {
-    assert.ok(g.server.alive(), `the server died:\n${g.server.stderr().slice(-4000)}`);
+    assert.ok(g.server.alive(), `the server died:\n${g.server.output().slice(-4000)}`);
     const room = 'after-the-storm';
     const a = await g.connect();
     const b = await g.connect();

@@ -52,7 +52,7 @@ pub mod event {
 pub mod limits {
     /// An SDP body (`sdp.sdp`).
     pub const MAX_SDP: usize = 64 * 1024;
-    /// A candidate object (`candidate`), as sent.
+    /// A candidate line (`candidate.candidate`).
     pub const MAX_CANDIDATE: usize = 2 * 1024;
     /// Room for the other fields of a relayed message (`roomId`, `to`, and
     /// whatever else a client adds, such as the load generator's timestamp).

@@ -10,7 +10,6 @@ use std::borrow::Cow;
 
 use serde::de::IgnoredAny;
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
 use crate::{event, limits, valid_id, ProtoError, SdpType};
 
@@ -49,6 +48,8 @@ impl RelayKind {
     }
 }
 
+/// The whole message in one pass: the envelope and, typed, the part its
+/// event requires. Unknown fields are skipped (and relayed untouched).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Envelope<'a> {
@@ -59,9 +60,9 @@ struct Envelope<'a> {
     #[serde(default)]
     from: Option<IgnoredAny>,
     #[serde(borrow, default)]
-    sdp: Option<&'a RawValue>,
+    sdp: Option<SdpView<'a>>,
     #[serde(borrow, default)]
-    candidate: Option<&'a RawValue>,
+    candidate: Option<CandidateView<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -132,9 +133,7 @@ impl<'a> RelayView<'a> {
         }
         match kind {
             RelayKind::SdpOffer | RelayKind::SdpAnswer => {
-                let sdp = env.sdp.ok_or_else(|| invalid("`sdp` ({type, sdp}) is required".into()))?;
-                let view: SdpView<'_> =
-                    serde_json::from_str(sdp.get()).map_err(|e| invalid(format!("sdp: {e}")))?;
+                let view = env.sdp.ok_or_else(|| invalid("`sdp` ({type, sdp}) is required".into()))?;
                 let body = view.sdp.as_deref().unwrap_or("");
                 if body.len() > limits::MAX_SDP {
                     return Err(ProtoError::TooLarge { what: "sdp", size: body.len(), limit: limits::MAX_SDP });
@@ -153,16 +152,16 @@ impl<'a> RelayView<'a> {
                 }
             }
             RelayKind::IceCandidate => {
-                let cand = env.candidate.ok_or_else(|| invalid("`candidate` ({candidate, sdpMid, sdpMLineIndex}) is required".into()))?;
-                if cand.get().len() > limits::MAX_CANDIDATE {
+                let cand = env
+                    .candidate
+                    .ok_or_else(|| invalid("`candidate` ({candidate, sdpMid, sdpMLineIndex}) is required".into()))?;
+                if cand.candidate.len() > limits::MAX_CANDIDATE {
                     return Err(ProtoError::TooLarge {
                         what: "candidate",
-                        size: cand.get().len(),
+                        size: cand.candidate.len(),
                         limit: limits::MAX_CANDIDATE,
                     });
                 }
-                let _: CandidateView<'_> =
-                    serde_json::from_str(cand.get()).map_err(|e| invalid(format!("candidate: {e}")))?;
             }
         }
         Ok(RelayView { kind, room_id, to: env.to, raw, has_from: env.from.is_some() })

@@ -119,7 +119,7 @@ fn relay_refuses_bad_input_with_a_reason() {
     assert_eq!(code(SdpOffer, &big_sdp), ErrorCode::TooLarge);
     let ok_sdp = format!(r#"{{"roomId":"r","sdp":{{"type":"offer","sdp":"{}"}}}}"#, "v".repeat(limits::MAX_SDP));
     assert!(RelayView::parse(SdpOffer, &ok_sdp).is_ok());
-    let big_cand = format!(r#"{{"roomId":"r","candidate":{{"candidate":"{}"}}}}"#, "c".repeat(limits::MAX_CANDIDATE));
+    let big_cand = format!(r#"{{"roomId":"r","candidate":{{"candidate":"{}"}}}}"#, "c".repeat(limits::MAX_CANDIDATE + 1));
     assert_eq!(code(IceCandidate, &big_cand), ErrorCode::TooLarge);
     let huge = format!(r#"{{"roomId":"r","pad":"{}","candidate":{{"candidate":"c"}}}}"#, "p".repeat(1 << 20));
     assert_eq!(code(IceCandidate, &huge), ErrorCode::TooLarge);

@@ -46,6 +46,11 @@ pub struct Args {
     #[arg(long, env = "RINGLET_MAX_HELD", default_value_t = 1024)]
     pub max_held: usize,
 
+    /// Runtime worker threads. The hub is one lock, so one thread relays
+    /// with the least CPU per message; more help only the HTTP side
+    #[arg(long, env = "RINGLET_WORKERS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: u16,
+
     /// Log format
     #[arg(long, env = "RINGLET_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

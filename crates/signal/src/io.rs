@@ -220,17 +220,32 @@ impl FromDisconnectParts<A> for Detach {
 }
 
 /// Event extractor: handles the event itself (see the module docs).
+///
+/// It always "fails" with [`Handled`]: socketioxide then skips calling the
+/// (empty) handler, which saves spawning a task per event on the hot path.
 pub(crate) struct Inbound;
 
+/// Not an error: the event was handled during extraction.
+#[derive(Debug)]
+pub(crate) struct Handled;
+
+impl std::fmt::Display for Handled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("handled during extraction")
+    }
+}
+
+impl std::error::Error for Handled {}
+
 impl FromMessage<A> for Inbound {
-    type Error = Infallible;
-    fn from_message(s: Arc<Socket<A>>, v: Value, ack_id: Option<i64>) -> Result<Self, Infallible> {
+    type Error = Handled;
+    fn from_message(s: Arc<Socket<A>>, v: Value, ack_id: Option<i64>) -> Result<Self, Handled> {
         let shared = state(&s);
         let mut v = v;
         let ack = AckSender::from_message_parts(&s, &mut v, &ack_id).expect("infallible");
         let reply = Reply { socket: SocketRef::from(s), ack: ack_id.map(|_| ack) };
         handle(&shared, reply, &v);
-        Ok(Inbound)
+        Err(Handled)
     }
 }
 
