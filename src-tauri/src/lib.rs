@@ -14,7 +14,6 @@ pub struct SignalInfo {
     pub addr: SocketAddr,
 }
 
-#[derive(Default)]
 pub struct SignalState(pub Mutex<Result<SignalInfo, String>>);
 
 /// The embedded server's address, or why it is not running.
@@ -27,13 +26,9 @@ fn signal_info(state: tauri::State<'_, SignalState>) -> Result<SignalInfo, Strin
 /// restarts. If it is taken, any free port does.
 const PREFERRED: &str = "0.0.0.0:3000";
 
-async fn start_signal() -> Result<SignalInfo, String> {
-    let listen: SocketAddr = std::env::var("RINGLET_SIGNAL_LISTEN")
-        .ok()
-        .as_deref()
-        .unwrap_or(PREFERRED)
-        .parse()
-        .map_err(|e| format!("RINGLET_SIGNAL_LISTEN: {e}"))?;
+/// Starts the embedded signaling server on `listen` (falling back to any
+/// free port) and serves it on the Tauri runtime until the app exits.
+pub async fn start_signal(listen: SocketAddr) -> Result<SignalInfo, String> {
     let mut config = ringlet_signal::Config { listen, ..Default::default() };
     let server = match ringlet_signal::Server::bind(config.clone()).await {
         Ok(s) => s,
@@ -65,7 +60,10 @@ pub fn run() {
         .setup(|app| {
             let handle = app.handle().clone();
             tauri::async_runtime::spawn(async move {
-                let result = start_signal().await;
+                let result = match std::env::var("RINGLET_SIGNAL_LISTEN").ok().as_deref().unwrap_or(PREFERRED).parse() {
+                    Ok(listen) => start_signal(listen).await,
+                    Err(e) => Err(format!("RINGLET_SIGNAL_LISTEN: {e}")),
+                };
                 match &result {
                     Ok(info) => tracing::info!(url = %info.url, "embedded signaling server listening"),
                     Err(e) => tracing::error!(error = %e, "embedded signaling server failed"),

@@ -10,6 +10,10 @@
 // deterministic: a later message on the same connection (Socket.IO delivers
 // in order per connection), or an ack, which the server sends only after it
 // has queued the relay for every recipient.
+//
+// Environment: RINGLET_SIGNAL_BIN (required) the server binary;
+// RINGLET_LOG the server's log filter (default info);
+// RINGLET_TEST_SERVER_LOG=path appends every server's output to that file.
 
 import { describe, it, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
@@ -422,6 +426,41 @@ for (const [label, transports] of [
   });
 }
 
+// `--workers 2`: the race below needs the connection's writer and its
+// connect handler on different runtime threads (one worker is the default).
+for (const flags of [[], ['--workers', '2']]) describe(`a. the seed's join, emitted before the connection is up, is never lost${flags.length ? ` (${flags.join(' ')})` : ''}`, () => {
+  // The seed calls `io('/signaling')` and `emit('join', ...)` at once;
+  // socket.io-client buffers the emit and flushes it the moment the
+  // namespace CONNECT arrives. The server must already be listening for
+  // events by then. Many clients at once make a lost first event likely to
+  // show; every join here must be answered.
+  const g = serverGroup(flags);
+  const ROUNDS = 20;
+  const PER_ROUND = 50;
+
+  it(`${ROUNDS * PER_ROUND} clients, join emitted before connect, all acked`, { timeout: 120_000 }, async () => {
+    const lost = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      await Promise.all(
+        Array.from({ length: PER_ROUND }, async (_, i) => {
+          const room = `race-${round}-${i}`;
+          const socket = io(`${g.server.url}${NS}`, { forceNew: true, reconnection: false, transports: ['websocket'] });
+          try {
+            const ack = await socket.timeout(10_000).emitWithAck('join', room);
+            assertAckOk(ack, `join ${room}`);
+            assert.equal(ack.roomId, room);
+          } catch (e) {
+            lost.push(`${room} (socket ${socket.id ?? 'never connected'}, ${socket.connected ? 'connected' : 'not connected'}): ${e.message}`);
+          } finally {
+            socket.close();
+          }
+        }),
+      );
+    }
+    assert.deepEqual(lost, [], `${lost.length} of ${ROUNDS * PER_ROUND} joins got no answer`);
+  });
+});
+
 // ============================================================ b. join with ack
 
 describe('b. extended join with ack, presence and room-full (--max-peers 2)', () => {
@@ -547,6 +586,11 @@ for (const [label, transports, budget] of [
 
 // ============================================================ d. bad input
 
+// 200 KB: over every event's own limit, under the server's 256 KiB message
+// limit, so it must be refused by the event's validation.
+const BIG = 'x'.repeat(200 * 1024);
+// 1 MB: over the server's message limit (engine.io maxPayload / WebSocket
+// frame cap); see the separate "1 MB payloads" tests.
 const MB = 'x'.repeat(1024 * 1024);
 
 function nested(depth) {
@@ -566,9 +610,9 @@ const COMMON_BAD = [
   ['[]', []],
   ['[roomId]', ['room-ok']],
   ['{}', {}],
-  ['1 MB string', MB],
-  ['object with a 1 MB roomId', { roomId: MB }],
-  ['1 MB object', { roomId: 'room-ok', junk: MB }],
+  ['200 KB string', BIG],
+  ['object with a 200 KB roomId', { roomId: BIG }],
+  ['200 KB object', { roomId: 'room-ok', junk: BIG }],
   ['nested garbage (depth 4)', nested(4)],
   ['deeply nested arrays (depth 1000)', JSON.parse('['.repeat(1000) + ']'.repeat(1000))],
   ['binary attachment', Buffer.from('not json at all')],
@@ -600,7 +644,7 @@ const BAD = {
     ['sdp.type: "bogus"', { roomId: 'JOINED', sdp: { type: 'bogus', sdp: 'v=0' } }],
     ['sdp.type: "answer" on sdp-offer', { roomId: 'JOINED', sdp: { type: 'answer', sdp: 'v=0' } }],
     ['empty sdp.sdp', { roomId: 'JOINED', sdp: { type: 'offer', sdp: '' } }],
-    ['sdp.sdp of 1 MB', { roomId: 'JOINED', sdp: { type: 'offer', sdp: MB } }],
+    ['sdp.sdp of 200 KB', { roomId: 'JOINED', sdp: { type: 'offer', sdp: BIG } }],
     ['to: 7', { ...offer('JOINED'), to: 7 }],
     ['to: unknown peer', { ...offer('JOINED'), to: 'nobody' }],
     ['to: itself', { ...offer('JOINED'), to: 'SELF' }],
@@ -625,7 +669,7 @@ const BAD = {
     ['sdpMLineIndex: -1', { roomId: 'JOINED', candidate: { candidate: 'c', sdpMid: '0', sdpMLineIndex: -1 } }],
     ['sdpMLineIndex: "0"', { roomId: 'JOINED', candidate: { candidate: 'c', sdpMid: '0', sdpMLineIndex: '0' } }],
     ['sdpMid: 0', { roomId: 'JOINED', candidate: { candidate: 'c', sdpMid: 0, sdpMLineIndex: 0 } }],
-    ['candidate of 1 MB', { roomId: 'JOINED', candidate: { candidate: MB, sdpMid: '0', sdpMLineIndex: 0 } }],
+    ['candidate of 200 KB', { roomId: 'JOINED', candidate: { candidate: BIG, sdpMid: '0', sdpMLineIndex: 0 } }],
     ['valid, for a room not joined', candidate('not-joined')],
   ],
   leave: [
@@ -706,6 +750,56 @@ for (const [tlabel, transports] of [
       });
     }
   }
+
+  // The brief: any JSON, huge strings included, on any event, is answered
+  // with an error (ack or `error` event). One test per event, each variant
+  // on a fresh connection; the failure lists what happened to each.
+  describe('1 MB payloads (over the 256 KiB message limit)', () => {
+    const HUGE = {
+      join: [['1 MB string', MB], ['1 MB roomId', { roomId: MB }], ['1 MB name', { roomId: 'room-ok', name: MB }]],
+      'sdp-offer': [['1 MB string', MB], ['1 MB roomId', { roomId: MB }], ['1 MB sdp.sdp', { roomId: 'JOINED', sdp: { type: 'offer', sdp: MB } }]],
+      'sdp-answer': [['1 MB string', MB], ['1 MB roomId', { roomId: MB }], ['1 MB sdp.sdp', { roomId: 'JOINED', sdp: { type: 'answer', sdp: MB } }]],
+      'ice-candidate': [['1 MB string', MB], ['1 MB roomId', { roomId: MB }], ['1 MB candidate', { roomId: 'JOINED', candidate: { candidate: MB, sdpMid: '0', sdpMLineIndex: 0 } }]],
+      leave: [['1 MB string', MB], ['1 MB roomId', { roomId: MB }], ['1 MB extra field', { roomId: 'JOINED', junk: MB }]],
+    };
+    for (const ev of Object.keys(HUGE)) {
+      it(`${ev}: answered with an error, with and without ack`, { timeout: 60_000 }, async () => {
+        const outcomes = [];
+        for (const [label, raw] of HUGE[ev]) {
+          for (const withAck of [true, false]) {
+            const room = `huge-${++n}`;
+            const c = await g.connect({ transports });
+            if (ev !== 'join') await joinOk(c, { roomId: room, peerId: `p${n}` });
+            const payload = fill(raw, room, `p${n}`);
+            const disconnected = new Promise((r) => c.socket.once('disconnect', (reason) => r(reason)));
+            let outcome;
+            if (withAck) {
+              outcome = await Promise.race([
+                c.ack(ev, [payload], 10_000).then(
+                  (ack) => (ack?.ok === false && typeof ack.error?.code === 'string' ? `ok: ${ack.error.code}` : `bad ack ${JSON.stringify(ack)}`),
+                  () => 'no ack',
+                ),
+                disconnected.then((reason) => `connection dropped (${reason})`),
+              ]);
+            } else {
+              c.emit(ev, payload);
+              outcome = await Promise.race([
+                c.take('error', () => true, 10_000).then(
+                  (e) => (typeof e?.code === 'string' ? `ok: ${e.code}` : `bad error event ${JSON.stringify(e)}`),
+                  () => 'no error event',
+                ),
+                disconnected.then((reason) => `connection dropped (${reason})`),
+              ]);
+            }
+            outcomes.push(`${label}, ${withAck ? 'ack' : 'no ack'} → ${outcome}`);
+            c.close();
+          }
+        }
+        const bad = outcomes.filter((o) => !o.includes('→ ok: '));
+        assert.deepEqual(bad, [], `not answered with an error:\n  ${bad.join('\n  ')}`);
+      });
+    }
+  });
 
   it('unknown events are ignored', { timeout: 10_000 }, async () => {
     const c = await g.connect({ transports });

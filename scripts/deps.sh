@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian/Ubuntu packages a task needs, only if any is missing.
+# Usage: scripts/deps.sh app|test
+set -euo pipefail
+
+app=(libwebkit2gtk-4.1-dev build-essential libxdo-dev libssl-dev
+     libayatana-appindicator3-dev librsvg2-dev pkg-config curl)
+test=("${app[@]}")
+
+case "${1:-}" in
+  app) want=("${app[@]}") ;;
+  test) want=("${test[@]}") ;;
+  *) echo "usage: $0 app|test" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+echo "installing: ${missing[*]}" >&2
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
