@@ -586,12 +586,15 @@ for (const [label, transports, budget] of [
 
 // ============================================================ d. bad input
 
-// 200 KB: over every event's own limit, under the server's 256 KiB message
+// 200 KB: over every event's own limit, under the server's 2 MiB message
 // limit, so it must be refused by the event's validation.
 const BIG = 'x'.repeat(200 * 1024);
-// 1 MB: over the server's message limit (engine.io maxPayload / WebSocket
-// frame cap); see the separate "1 MB payloads" tests.
+// 1 MB: Socket.IO's own default maxHttpBufferSize, still under the
+// server's 2 MiB message limit: refused readably like any other.
 const MB = 'x'.repeat(1024 * 1024);
+// 3 MB: over the server's message limit (engine.io maxPayload / WebSocket
+// frame cap): the connection is closed, nothing else is affected.
+const OVER = 'x'.repeat(3 * 1024 * 1024);
 
 function nested(depth) {
   let v = { roomId: ['bad'], deeper: null };
@@ -754,7 +757,25 @@ for (const [tlabel, transports] of [
   // The brief: any JSON, huge strings included, on any event, is answered
   // with an error (ack or `error` event). One test per event, each variant
   // on a fresh connection; the failure lists what happened to each.
-  describe('1 MB payloads (over the 256 KiB message limit)', () => {
+  it('over the 2 MiB message limit: that connection closes, others carry on', { timeout: 60_000 }, async () => {
+    const room = `over-${++n}`;
+    const a = await g.connect({ transports });
+    const b = await g.connect({ transports });
+    await joinOk(a, { roomId: room, peerId: 'a' });
+    await joinOk(b, { roomId: room, peerId: 'b' });
+    const bad = await g.connect({ transports });
+    const dropped = new Promise((r) => bad.socket.once('disconnect', (reason) => r(reason)));
+    bad.emit('ice-candidate', { roomId: room, candidate: { candidate: OVER } });
+    const reason = await Promise.race([dropped, new Promise((r) => setTimeout(r, 20_000, 'still connected'))]);
+    assert.notEqual(reason, 'still connected');
+    // The call next door never noticed.
+    a.emit('ice-candidate', { roomId: room, candidate: { candidate: 'candidate:after', sdpMid: '0', sdpMLineIndex: 0 } });
+    const got = await b.take('ice-candidate', () => true, 10_000);
+    assert.equal(got.candidate.candidate, 'candidate:after');
+    bad.close();
+  });
+
+  describe('1 MB payloads (under the 2 MiB message limit)', () => {
     const HUGE = {
       join: [['1 MB string', MB], ['1 MB roomId', { roomId: MB }], ['1 MB name', { roomId: 'room-ok', name: MB }]],
       'sdp-offer': [['1 MB string', MB], ['1 MB roomId', { roomId: MB }], ['1 MB sdp.sdp', { roomId: 'JOINED', sdp: { type: 'offer', sdp: MB } }]],

@@ -57,7 +57,7 @@ pub mod limits {
     /// Room for the other fields of a relayed message (`roomId`, `to`, and
     /// whatever else a client adds, such as the load generator's timestamp).
     pub const MAX_ENVELOPE: usize = 2 * 1024;
-    /// A `join` payload.
+    /// A `join` or `leave` payload.
     pub const MAX_JOIN: usize = 4 * 1024;
     /// A display name, in characters.
     pub const MAX_NAME_CHARS: usize = 64;
@@ -493,6 +493,23 @@ pub struct CandidateMessage {
 #[serde(rename_all = "camelCase")]
 pub struct LeaveRequest {
     pub room_id: RoomId,
+}
+
+impl LeaveRequest {
+    /// Parses a `leave` payload, with a readable error for anything else.
+    pub fn parse(json: &str) -> Result<Self, ProtoError> {
+        if json.len() > limits::MAX_JOIN {
+            return Err(ProtoError::TooLarge { what: "leave payload", size: json.len(), limit: limits::MAX_JOIN });
+        }
+        let invalid = |detail: String| ProtoError::InvalidPayload { event: event::LEAVE, detail };
+        let value: serde_json::Value = serde_json::from_str(json).map_err(|e| invalid(e.to_string()))?;
+        match value.get("roomId") {
+            Some(serde_json::Value::String(r)) if valid_id(r) => {}
+            Some(serde_json::Value::String(_)) => return Err(ProtoError::InvalidRoom),
+            _ => return Err(invalid("expected {roomId}".into())),
+        }
+        serde_json::from_value(value).map_err(|e| invalid(e.to_string()))
+    }
 }
 
 /// `peer-joined`: someone entered (or came back to) the room.

@@ -57,12 +57,17 @@ struct Envelope<'a> {
     room_id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     to: Option<Cow<'a, str>>,
-    #[serde(default)]
-    from: Option<IgnoredAny>,
+    /// Present at all, even as `null`: a null `from` must be replaced too.
+    #[serde(default, deserialize_with = "present")]
+    from: bool,
     #[serde(borrow, default)]
     sdp: Option<SdpView<'a>>,
     #[serde(borrow, default)]
     candidate: Option<CandidateView<'a>>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    IgnoredAny::deserialize(d).map(|_| true)
 }
 
 #[derive(Deserialize)]
@@ -164,7 +169,7 @@ impl<'a> RelayView<'a> {
                 }
             }
         }
-        Ok(RelayView { kind, room_id, to: env.to, raw, has_from: env.from.is_some() })
+        Ok(RelayView { kind, room_id, to: env.to, raw, has_from: env.from })
     }
 
     /// The payload to deliver: the sender's object with `from` set to `peer`

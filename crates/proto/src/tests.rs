@@ -93,6 +93,13 @@ fn relay_with_from_keeps_every_field_and_replaces_a_spoofed_from() {
     let v = RelayView::parse(RelayKind::SdpAnswer, spoof).unwrap();
     let out: serde_json::Value = serde_json::from_str(&v.with_from("a")).unwrap();
     assert_eq!(out["from"], "a");
+    // A null `from` is replaced too (JSON.parse keeps the last of two keys).
+    let null_from = r#"{"roomId":"r","candidate":{"candidate":"c"},"from":null}"#;
+    let v = RelayView::parse(RelayKind::IceCandidate, null_from).unwrap();
+    let text = v.with_from("a");
+    assert_eq!(text.matches("\"from\"").count(), 1, "{text}");
+    let cand_out: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(cand_out["from"], "a");
     // It parses as the typed message too.
     let typed: SdpMessage = serde_json::from_value(out).unwrap();
     assert_eq!(typed.from.unwrap().as_str(), "a");
@@ -123,6 +130,15 @@ fn relay_refuses_bad_input_with_a_reason() {
     assert_eq!(code(IceCandidate, &big_cand), ErrorCode::TooLarge);
     let huge = format!(r#"{{"roomId":"r","pad":"{}","candidate":{{"candidate":"c"}}}}"#, "p".repeat(1 << 20));
     assert_eq!(code(IceCandidate, &huge), ErrorCode::TooLarge);
+}
+
+#[test]
+fn leave_parses_and_refuses_readably() {
+    assert_eq!(LeaveRequest::parse(r#"{"roomId":"r"}"#).unwrap().room_id.as_str(), "r");
+    let code = |s: &str| LeaveRequest::parse(s).unwrap_err().code();
+    assert_eq!(code("null"), ErrorCode::InvalidPayload);
+    assert_eq!(code(r#"{"roomId":"a b"}"#), ErrorCode::InvalidRoom);
+    assert_eq!(code(&format!(r#"{{"roomId":"r","pad":"{}"}}"#, "p".repeat(5000))), ErrorCode::TooLarge);
 }
 
 #[test]

@@ -9,10 +9,9 @@
 //! The *extractors* of a handler, though, run synchronously on the
 //! connection's read path, in the order packets arrive. So every event here
 //! is handled inside [`Inbound`]'s extraction and the spawned handler body is
-//! empty. Connect ([`Attach`]) and disconnect ([`Detach`]) work the same way,
-//! which also registers the event handler before the client can possibly
-//! send anything (the CONNECT packet goes out just before the connect
-//! handler is called).
+//! empty. Connect ([`Attach`], in a connect middleware, which runs before
+//! CONNECT is sent so no event can beat the handler registration) and
+//! disconnect ([`Detach`]) work the same way.
 //!
 //! # Why there is a backlog
 //!
@@ -344,14 +343,14 @@ fn handle(shared: &Arc<Shared>, reply: Reply, v: &Value) {
                 reply.refuse(Some(ev), None, e.to_body());
             }
         },
-        event::LEAVE => match serde_json::from_str::<LeaveRequest>(data) {
+        event::LEAVE => match LeaveRequest::parse(data) {
             Ok(req) => match shared.with_hub(|hub| hub.leave(reply.socket.id, &req.room_id)) {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.refuse(Some(ev), Some(req.room_id.as_str()), e),
             },
             Err(e) => {
-                shared.metrics.refused(ErrorCode::InvalidPayload);
-                reply.refuse(Some(ev), None, invalid(ev, &e.to_string()));
+                shared.metrics.refused(e.code());
+                reply.refuse(Some(ev), None, e.to_body());
             }
         },
         event::HEARTBEAT => reply.ok(),

@@ -33,6 +33,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use parking_lot::Mutex;
+use socketioxide::handler::ConnectHandler;
 use socketioxide::SocketIo;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -45,10 +46,11 @@ pub use hub::HubConfig;
 pub use io::BacklogLimits;
 pub use metrics::Metrics;
 
-/// The largest Socket.IO message accepted, on either transport: an SDP at
-/// its limit with room to spare. Larger WebSocket frames close the
-/// connection before they are buffered whole.
-pub const MAX_MESSAGE: usize = 256 * 1024;
+/// The largest Socket.IO message read, on either transport. Anything up to
+/// it gets a readable refusal (`too-large` past the per-event limits);
+/// beyond it the connection is closed before the message is buffered
+/// whole, as Socket.IO's own `maxHttpBufferSize` (1 MB) does.
+pub const MAX_MESSAGE: usize = 2 * 1024 * 1024;
 
 /// Origins the desktop app's webview uses on each platform.
 pub const APP_ORIGINS: [&str; 3] = ["tauri://localhost", "http://tauri.localhost", "https://tauri.localhost"];
@@ -176,7 +178,10 @@ fn app_parts(config: Config) -> (Router, SocketIo, Arc<io::Shared>) {
         .max_buffer_size(1024)
         .with_state(Arc::clone(&shared))
         .build_layer();
-    sio.ns(ringlet_proto::NAMESPACE, |_: io::Attach| async {});
+    // Attach runs in a connect *middleware*: those run before the socket is
+    // registered and before CONNECT goes out, so no event can arrive before
+    // the handlers exist (the connect handler proper runs after CONNECT).
+    sio.ns(ringlet_proto::NAMESPACE, (async || {}).with(async |_: io::Attach| Ok::<(), std::convert::Infallible>(())));
 
     let origins = Arc::new(config.origins);
     let cors_origins = Arc::clone(&origins);
