@@ -1,0 +1,563 @@
+//! The call engine: one actor task owns the peer connection and the
+//! negotiator; signaling events, peer-connection events and commands all
+//! arrive on channels and are handled one at a time, in order. No two
+//! negotiation steps ever interleave.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ringlet_proto::{IceCandidate, PeerId, SessionDescription};
+use tokio::sync::{mpsc, oneshot};
+use webrtc::data_channel::{DataChannel, DataChannelEvent};
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+    RTCIceCandidateInit, RTCIceConnectionState, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
+    RTCSessionDescription, Registry, SettingEngineBuilder, register_default_interceptors,
+};
+
+use crate::negotiation::{CandidateAction, DescriptionAction, Negotiator};
+use crate::signaling::{SignalEvent, Signaling, SignalingConfig};
+
+/// How a call behaves.
+#[derive(Debug, Clone)]
+pub struct CallConfig {
+    pub signaling: SignalingConfig,
+    /// STUN/TURN servers; none needed on one LAN.
+    pub ice_servers: Vec<ringlet_proto::IceServer>,
+    /// Local UDP address to gather on (`0.0.0.0:0` = every interface).
+    pub udp_bind: String,
+    /// The pause between ICE connectivity checks. The library's 200 ms
+    /// default dominates call setup on a LAN.
+    pub ice_check_interval: Duration,
+    /// How long the ICE connection may stay `disconnected` before an ICE
+    /// restart (a `failed` one restarts at once).
+    pub ice_restart_after: Duration,
+}
+
+impl CallConfig {
+    pub fn new(signaling: SignalingConfig) -> Self {
+        CallConfig {
+            signaling,
+            ice_servers: Vec::new(),
+            udp_bind: "0.0.0.0:0".into(),
+            ice_check_interval: Duration::from_millis(20),
+            ice_restart_after: Duration::from_secs(3),
+        }
+    }
+}
+
+/// What the engine reports, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallEvent {
+    Joined { peer_id: PeerId, polite: bool, others: Vec<PeerId>, rejoin: bool },
+    Refused { code: String, message: String },
+    PeerJoined(PeerId),
+    PeerLeft { peer_id: PeerId, reason: String },
+    SignalingLost(String),
+    IceState(String),
+    Connection(String),
+    /// ICE and DTLS are up with this peer.
+    Connected { peer_id: Option<PeerId> },
+    DataOpen,
+    Data(String),
+    IceRestart,
+    /// Something went wrong in negotiation; the call goes on if it can.
+    Warning(String),
+}
+
+enum Command {
+    Send(String),
+    RestartIce,
+    Hangup(oneshot::Sender<()>),
+}
+
+/// A running call. Dropping it does not hang up: call [`Call::hangup`].
+#[derive(Clone)]
+pub struct Call {
+    cmd: mpsc::UnboundedSender<Command>,
+}
+
+impl Call {
+    /// Joins the room and runs the call in the background.
+    pub fn start(config: CallConfig) -> (Call, mpsc::UnboundedReceiver<CallEvent>) {
+        let (cmd, cmd_rx) = mpsc::unbounded_channel();
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let (signaling, sig_rx) = Signaling::start(config.signaling.clone());
+        let (pc_tx, pc_rx) = mpsc::unbounded_channel();
+        let actor = Actor {
+            config,
+            signaling,
+            events: ev_tx,
+            polite: false,
+            session: None,
+            next_generation: 0,
+            pc_tx,
+            disconnected_since: None,
+        };
+        tokio::spawn(actor.run(sig_rx, pc_rx, cmd_rx));
+        (Call { cmd }, ev_rx)
+    }
+
+    /// Sends a text message over the data channel (chat, control).
+    pub fn send(&self, text: impl Into<String>) {
+        let _ = self.cmd.send(Command::Send(text.into()));
+    }
+
+    /// Starts an ICE restart through the normal negotiation path.
+    pub fn restart_ice(&self) {
+        let _ = self.cmd.send(Command::RestartIce);
+    }
+
+    /// Leaves the room and closes the peer connection.
+    pub async fn hangup(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.cmd.send(Command::Hangup(tx)).is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(3), rx).await;
+        }
+    }
+}
+
+/// Peer-connection events, tagged with the session they belong to.
+enum PcEvent {
+    NegotiationNeeded,
+    Candidate(RTCIceCandidateInit),
+    Ice(RTCIceConnectionState),
+    State(RTCPeerConnectionState),
+    DataChannel(Arc<dyn DataChannel>),
+    DataOpen,
+    Data(String),
+}
+
+struct Handler {
+    generation: u64,
+    tx: mpsc::UnboundedSender<(u64, PcEvent)>,
+}
+
+impl Handler {
+    fn send(&self, e: PcEvent) {
+        let _ = self.tx.send((self.generation, e));
+    }
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_negotiation_needed(&self) {
+        self.send(PcEvent::NegotiationNeeded);
+    }
+    async fn on_ice_candidate(&self, e: RTCPeerConnectionIceEvent) {
+        match e.candidate.to_json() {
+            Ok(c) => self.send(PcEvent::Candidate(c)),
+            Err(err) => tracing::warn!(error = %err, "unserializable local candidate"),
+        }
+    }
+    async fn on_ice_connection_state_change(&self, s: RTCIceConnectionState) {
+        self.send(PcEvent::Ice(s));
+    }
+    async fn on_connection_state_change(&self, s: RTCPeerConnectionState) {
+        self.send(PcEvent::State(s));
+    }
+    async fn on_data_channel(&self, dc: Arc<dyn DataChannel>) {
+        self.send(PcEvent::DataChannel(dc));
+    }
+}
+
+struct Session {
+    generation: u64,
+    pc: Arc<dyn PeerConnection>,
+    neg: Negotiator,
+    remote: Option<PeerId>,
+    dc: Option<Arc<dyn DataChannel>>,
+    /// A negotiation-needed that came while an offer was out.
+    renegotiate: bool,
+    /// The next offer restarts ICE.
+    ice_restart: bool,
+}
+
+struct Actor {
+    config: CallConfig,
+    signaling: Signaling,
+    events: mpsc::UnboundedSender<CallEvent>,
+    polite: bool,
+    session: Option<Session>,
+    next_generation: u64,
+    pc_tx: mpsc::UnboundedSender<(u64, PcEvent)>,
+    disconnected_since: Option<Instant>,
+}
+
+fn to_rtc(d: &SessionDescription) -> Result<RTCSessionDescription, String> {
+    let v = serde_json::to_value(d).map_err(|e| e.to_string())?;
+    serde_json::from_value(v).map_err(|e| format!("unusable description: {e}"))
+}
+
+fn from_rtc(d: &RTCSessionDescription) -> Result<SessionDescription, String> {
+    let v = serde_json::to_value(d).map_err(|e| e.to_string())?;
+    serde_json::from_value(v).map_err(|e| format!("unusable local description: {e}"))
+}
+
+fn candidate_to_rtc(c: &IceCandidate) -> RTCIceCandidateInit {
+    RTCIceCandidateInit {
+        candidate: c.candidate.clone(),
+        sdp_mid: c.sdp_mid.clone(),
+        sdp_mline_index: c.sdp_mline_index,
+        username_fragment: c.username_fragment.clone(),
+        ..Default::default()
+    }
+}
+
+fn candidate_from_rtc(c: &RTCIceCandidateInit) -> IceCandidate {
+    IceCandidate {
+        candidate: c.candidate.clone(),
+        sdp_mid: c.sdp_mid.clone(),
+        sdp_mline_index: c.sdp_mline_index,
+        username_fragment: c.username_fragment.clone(),
+    }
+}
+
+impl Actor {
+    fn emit(&self, e: CallEvent) {
+        let _ = self.events.send(e);
+    }
+
+    async fn run(
+        mut self,
+        mut sig_rx: mpsc::UnboundedReceiver<SignalEvent>,
+        mut pc_rx: mpsc::UnboundedReceiver<(u64, PcEvent)>,
+        mut cmd_rx: mpsc::UnboundedReceiver<Command>,
+    ) {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                e = sig_rx.recv() => match e {
+                    Some(e) => self.on_signal(e).await,
+                    None => break,
+                },
+                Some((generation, e)) = pc_rx.recv() => {
+                    if self.session.as_ref().is_some_and(|s| s.generation == generation) {
+                        self.on_pc(e).await;
+                    }
+                }
+                c = cmd_rx.recv() => match c {
+                    Some(Command::Send(text)) => self.send_data(&text).await,
+                    Some(Command::RestartIce) => self.restart_ice().await,
+                    Some(Command::Hangup(done)) => {
+                        self.signaling.leave().await;
+                        self.close_session().await;
+                        let _ = done.send(());
+                        break;
+                    }
+                    None => {
+                        self.signaling.leave().await;
+                        self.close_session().await;
+                        break;
+                    }
+                },
+                _ = tick.tick() => self.check_ice().await,
+            }
+        }
+    }
+
+    async fn on_signal(&mut self, e: SignalEvent) {
+        match e {
+            SignalEvent::Joined { accepted, rejoin } => {
+                self.polite = accepted.polite;
+                let others: Vec<PeerId> = accepted.peers.iter().map(|p| p.peer_id.clone()).collect();
+                self.emit(CallEvent::Joined {
+                    peer_id: accepted.peer_id.clone(),
+                    polite: accepted.polite,
+                    others: others.clone(),
+                    rejoin,
+                });
+                if let Some(s) = &self.session {
+                    // Resume: the peer connection lived on; re-send our last
+                    // word in case the other side missed it.
+                    if let Some(d) = s.neg.resume() {
+                        self.signaling.send_description(d.clone(), s.remote.clone());
+                    }
+                } else if let Some(first) = others.first() {
+                    // Someone was waiting: the newcomer makes the offer.
+                    if let Err(e) = self.open_session(Some(first.clone()), true).await {
+                        self.emit(CallEvent::Warning(e));
+                    }
+                }
+            }
+            SignalEvent::Refused(e) => self.emit(CallEvent::Refused { code: e.code.to_string(), message: e.message }),
+            SignalEvent::PeerJoined(p) => {
+                if let Some(s) = &self.session {
+                    if s.remote.as_ref().is_some_and(|r| *r != p.peer_id) {
+                        // A different peer: the old session is over.
+                        self.close_session().await;
+                    }
+                }
+                // The newcomer offers; we answer.
+                self.polite = false;
+                self.emit(CallEvent::PeerJoined(p.peer_id));
+            }
+            SignalEvent::PeerLeft(p) => {
+                if self.session.as_ref().is_some_and(|s| s.remote.as_ref().is_none_or(|r| *r == p.peer_id)) {
+                    self.close_session().await;
+                }
+                self.emit(CallEvent::PeerLeft { peer_id: p.peer_id, reason: format!("{:?}", p.reason).to_lowercase() });
+            }
+            SignalEvent::Description { from, sdp } => {
+                if let Err(e) = self.on_description(from, sdp).await {
+                    self.emit(CallEvent::Warning(e));
+                }
+            }
+            SignalEvent::Candidate { from, candidate } => {
+                if let Err(e) = self.on_candidate(from, candidate).await {
+                    self.emit(CallEvent::Warning(e));
+                }
+            }
+            SignalEvent::ServerError(e) => self.emit(CallEvent::Warning(format!("server: {}: {}", e.code, e.message))),
+            SignalEvent::Lost { reason } => self.emit(CallEvent::SignalingLost(reason)),
+        }
+    }
+
+    async fn open_session(&mut self, remote: Option<PeerId>, offerer: bool) -> Result<(), String> {
+        self.next_generation += 1;
+        let generation = self.next_generation;
+        let mut me = MediaEngine::default();
+        me.register_default_codecs().map_err(|e| e.to_string())?;
+        let registry = register_default_interceptors(Registry::new(), &mut me).map_err(|e| e.to_string())?;
+        let setting = SettingEngineBuilder::new()
+            // Answer as DTLS server: interoperates with Chromium and avoids
+            // two rtc-core bugs of the client role (a ClientHello held for
+            // the next ICE tick; first SRTP packets dropped before keys).
+            .with_answering_dtls_role(rtc::peer_connection::transport::RTCDtlsRole::Server)
+            .with_ice_connection_attempts(Some(self.config.ice_check_interval), None)
+            // Notice a dead path in seconds (defaults: 5 s, then 25 s more).
+            .with_ice_timeouts(Some(Duration::from_secs(3)), Some(Duration::from_secs(7)), Some(Duration::from_secs(1)))
+            // mDNS joins a multicast group at build time and fails the
+            // build where there is none (CI, containers); host IPs suffice.
+            .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
+            .build();
+        let mut rtc_config = RTCConfigurationBuilder::new();
+        if !self.config.ice_servers.is_empty() {
+            let servers = self
+                .config
+                .ice_servers
+                .iter()
+                .map(|s| rtc::peer_connection::configuration::RTCIceServer {
+                    urls: s.urls.clone(),
+                    username: s.username.clone().unwrap_or_default(),
+                    credential: s.credential.clone().unwrap_or_default(),
+                    ..Default::default()
+                })
+                .collect();
+            rtc_config = rtc_config.with_ice_servers(servers);
+        }
+        let pc = PeerConnectionBuilder::new()
+            .with_configuration(rtc_config.build())
+            .with_setting_engine(setting)
+            .with_media_engine(me)
+            .with_interceptor_registry(registry)
+            .with_handler(Arc::new(Handler { generation, tx: self.pc_tx.clone() }))
+            .with_udp_addrs(vec![self.config.udp_bind.clone()])
+            .build()
+            .await
+            .map_err(|e| format!("cannot create the peer connection: {e}"))?;
+        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+        let mut session = Session {
+            generation,
+            pc: pc.clone(),
+            neg: Negotiator::new(self.polite),
+            remote,
+            dc: None,
+            renegotiate: false,
+            ice_restart: false,
+        };
+        if offerer {
+            // The data channel is what makes the first offer; media tracks
+            // join it once the media crate feeds them.
+            let dc = pc.create_data_channel("ringlet", None).await.map_err(|e| format!("data channel: {e}"))?;
+            self.watch_data_channel(generation, dc.clone());
+            session.dc = Some(dc);
+        }
+        self.session = Some(session);
+        Ok(())
+    }
+
+    fn watch_data_channel(&self, generation: u64, dc: Arc<dyn DataChannel>) {
+        let tx = self.pc_tx.clone();
+        tokio::spawn(async move {
+            while let Some(e) = dc.poll().await {
+                let out = match e {
+                    DataChannelEvent::OnOpen => PcEvent::DataOpen,
+                    DataChannelEvent::OnMessage(m) => PcEvent::Data(String::from_utf8_lossy(&m.data).into_owned()),
+                    DataChannelEvent::OnClose => break,
+                    _ => continue,
+                };
+                if tx.send((generation, out)).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+
+    async fn on_description(&mut self, from: Option<PeerId>, sdp: SessionDescription) -> Result<(), String> {
+        if self.session.is_none() {
+            if sdp.kind != ringlet_proto::SdpType::Offer {
+                return Err("an answer arrived with no call in progress".into());
+            }
+            self.open_session(from.clone(), false).await?;
+        }
+        let polite = self.polite;
+        let s = self.session.as_mut().expect("opened above");
+        if s.remote.is_none() {
+            s.remote = from;
+        }
+        s.neg.set_polite(polite);
+        match s.neg.on_remote_description(&sdp) {
+            DescriptionAction::Apply { rollback, answer } => {
+                if rollback {
+                    let rb = RTCSessionDescription::rollback(None).map_err(|e| e.to_string())?;
+                    s.pc.set_local_description(rb).await.map_err(|e| format!("rollback: {e}"))?;
+                    s.neg.rolled_back();
+                }
+                s.pc.set_remote_description(to_rtc(&sdp)?).await.map_err(|e| format!("set remote: {e}"))?;
+                for c in s.neg.remote_description_set(sdp) {
+                    if let Err(e) = s.pc.add_ice_candidate(candidate_to_rtc(&c)).await {
+                        tracing::debug!(error = %e, "queued candidate refused");
+                    }
+                }
+                if answer {
+                    let a = s.pc.create_answer(None).await.map_err(|e| format!("create answer: {e}"))?;
+                    s.pc.set_local_description(a).await.map_err(|e| format!("set local answer: {e}"))?;
+                    let local = s.pc.local_description().await.ok_or("no local description after answering")?;
+                    let local = from_rtc(&local)?;
+                    s.neg.local_answer_set(local.clone());
+                    self.signaling.send_description(local, s.remote.clone());
+                }
+                self.maybe_offer().await
+            }
+            DescriptionAction::IgnoreCollision => {
+                tracing::debug!("offer collision: impolite, ignoring theirs");
+                Ok(())
+            }
+            DescriptionAction::Repeat => Ok(()),
+            DescriptionAction::Unexpected => {
+                tracing::debug!(kind = ?sdp.kind, "unexpected description ignored");
+                Ok(())
+            }
+        }
+    }
+
+    async fn on_candidate(&mut self, from: Option<PeerId>, c: IceCandidate) -> Result<(), String> {
+        if self.session.is_none() {
+            // Candidates may beat their offer here only if the offer was
+            // lost; keep them for it.
+            self.open_session(from, false).await?;
+        }
+        let s = self.session.as_mut().expect("opened above");
+        match s.neg.on_remote_candidate(c.clone()) {
+            CandidateAction::Apply => {
+                if c.candidate.is_empty() {
+                    return Ok(()); // end-of-candidates
+                }
+                s.pc.add_ice_candidate(candidate_to_rtc(&c)).await.map_err(|e| format!("add candidate: {e}"))
+            }
+            CandidateAction::Queued | CandidateAction::Dropped | CandidateAction::QueuedDroppedOldest => Ok(()),
+        }
+    }
+
+    /// Makes an offer if one is wanted and allowed now.
+    async fn maybe_offer(&mut self) -> Result<(), String> {
+        let Some(s) = self.session.as_mut() else { return Ok(()) };
+        if !s.renegotiate || !s.neg.may_offer() {
+            return Ok(());
+        }
+        s.renegotiate = false;
+        let options = s.ice_restart.then(|| rtc::peer_connection::configuration::RTCOfferOptions {
+            ice_restart: true,
+            ..Default::default()
+        });
+        s.ice_restart = false;
+        let offer = s.pc.create_offer(options).await.map_err(|e| format!("create offer: {e}"))?;
+        s.pc.set_local_description(offer).await.map_err(|e| format!("set local offer: {e}"))?;
+        let local = s.pc.local_description().await.ok_or("no local description after offering")?;
+        let local = from_rtc(&local)?;
+        s.neg.local_offer_set(local.clone());
+        self.signaling.send_description(local, s.remote.clone());
+        Ok(())
+    }
+
+    async fn on_pc(&mut self, e: PcEvent) {
+        match e {
+            PcEvent::NegotiationNeeded => {
+                if let Some(s) = self.session.as_mut() {
+                    s.renegotiate = true;
+                }
+                if let Err(e) = self.maybe_offer().await {
+                    self.emit(CallEvent::Warning(e));
+                }
+            }
+            PcEvent::Candidate(c) => {
+                let remote = self.session.as_ref().and_then(|s| s.remote.clone());
+                self.signaling.send_candidate(candidate_from_rtc(&c), remote);
+            }
+            PcEvent::Ice(state) => {
+                match state {
+                    RTCIceConnectionState::Disconnected => {
+                        self.disconnected_since.get_or_insert_with(Instant::now);
+                    }
+                    RTCIceConnectionState::Failed => {
+                        self.disconnected_since = None;
+                        self.restart_ice().await;
+                    }
+                    _ => self.disconnected_since = None,
+                }
+                self.emit(CallEvent::IceState(state.to_string()));
+            }
+            PcEvent::State(state) => {
+                self.emit(CallEvent::Connection(state.to_string()));
+                if state == RTCPeerConnectionState::Connected {
+                    let peer_id = self.session.as_ref().and_then(|s| s.remote.clone());
+                    self.emit(CallEvent::Connected { peer_id });
+                }
+            }
+            PcEvent::DataChannel(dc) => {
+                if let Some(s) = self.session.as_mut() {
+                    let generation = s.generation;
+                    s.dc = Some(dc.clone());
+                    self.watch_data_channel(generation, dc);
+                }
+            }
+            PcEvent::DataOpen => self.emit(CallEvent::DataOpen),
+            PcEvent::Data(text) => self.emit(CallEvent::Data(text)),
+        }
+    }
+
+    async fn check_ice(&mut self) {
+        if self.disconnected_since.is_some_and(|t| t.elapsed() >= self.config.ice_restart_after) {
+            self.disconnected_since = None;
+            self.restart_ice().await;
+        }
+    }
+
+    async fn restart_ice(&mut self) {
+        let Some(s) = self.session.as_mut() else { return };
+        s.ice_restart = true;
+        s.renegotiate = true;
+        self.emit(CallEvent::IceRestart);
+        if let Err(e) = self.maybe_offer().await {
+            self.emit(CallEvent::Warning(e));
+        }
+    }
+
+    async fn send_data(&mut self, text: &str) {
+        let Some(dc) = self.session.as_ref().and_then(|s| s.dc.clone()) else {
+            self.emit(CallEvent::Warning("no data channel yet".into()));
+            return;
+        };
+        if let Err(e) = dc.send_text(text).await {
+            self.emit(CallEvent::Warning(format!("data channel send: {e}")));
+        }
+    }
+
+    async fn close_session(&mut self) {
+        if let Some(s) = self.session.take() {
+            let _ = s.pc.close().await;
+        }
+        self.disconnected_since = None;
+    }
+}

@@ -1,0 +1,30 @@
+//! Ringlet's call engine: the signaling client, perfect negotiation with a
+//! remote-candidate queue, reconnection resume and ICE restart, over
+//! webrtc-rs. It builds and tests without a window; the desktop app and
+//! `ringlet-peer` drive it.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use ringlet_call::{Call, CallConfig, CallEvent, SignalingConfig};
+//! use ringlet_proto::{PeerId, RoomId};
+//!
+//! let signaling = SignalingConfig::new(
+//!     "http://127.0.0.1:3000",
+//!     RoomId::new("room-1").unwrap(),
+//!     PeerId::new("alice").unwrap(),
+//! );
+//! let (call, mut events) = Call::start(CallConfig::new(signaling));
+//! while let Some(e) = events.recv().await {
+//!     if let CallEvent::DataOpen = e {
+//!         call.send("hello");
+//!     }
+//! }
+//! # }
+//! ```
+
+pub mod engine;
+pub mod negotiation;
+pub mod signaling;
+
+pub use engine::{Call, CallConfig, CallEvent};
+pub use signaling::{SignalEvent, Signaling, SignalingConfig};
