@@ -32,6 +32,10 @@ pub struct CallConfig {
     /// How long the ICE connection may stay `disconnected` before an ICE
     /// restart (a `failed` one restarts at once).
     pub ice_restart_after: Duration,
+    /// Also offer when a peer joins after us (by default only the newcomer
+    /// offers). Both sides then offer at once: glare, which perfect
+    /// negotiation resolves; tests use it to prove that.
+    pub offer_on_peer_joined: bool,
 }
 
 impl CallConfig {
@@ -42,6 +46,7 @@ impl CallConfig {
             udp_bind: "0.0.0.0:0".into(),
             ice_check_interval: Duration::from_millis(20),
             ice_restart_after: Duration::from_secs(3),
+            offer_on_peer_joined: false,
         }
     }
 }
@@ -61,6 +66,8 @@ pub enum CallEvent {
     DataOpen,
     Data(String),
     IceRestart,
+    /// An offer/answer exchange completed: signaling state is stable.
+    Negotiated,
     /// Something went wrong in negotiation; the call goes on if it can.
     Warning(String),
 }
@@ -68,7 +75,26 @@ pub enum CallEvent {
 enum Command {
     Send(String),
     RestartIce,
+    Stats(oneshot::Sender<CallStats>),
     Hangup(oneshot::Sender<()>),
+}
+
+/// Counters of the current session (reset when a new peer session starts,
+/// except the reconnect count).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallStats {
+    pub offers_sent: u64,
+    pub answers_sent: u64,
+    pub rollbacks: u64,
+    pub collisions_ignored: u64,
+    pub candidates_sent: u64,
+    pub candidates_received: u64,
+    pub candidates_applied: u64,
+    pub candidates_queued: u64,
+    pub candidates_dropped: u64,
+    pub candidate_errors: u64,
+    pub ice_restarts: u64,
+    pub rejoins: u64,
 }
 
 /// A running call. Dropping it does not hang up: call [`Call::hangup`].
@@ -93,6 +119,7 @@ impl Call {
             next_generation: 0,
             pc_tx,
             disconnected_since: None,
+            stats: CallStats::default(),
         };
         tokio::spawn(actor.run(sig_rx, pc_rx, cmd_rx));
         (Call { cmd }, ev_rx)
@@ -106,6 +133,13 @@ impl Call {
     /// Starts an ICE restart through the normal negotiation path.
     pub fn restart_ice(&self) {
         let _ = self.cmd.send(Command::RestartIce);
+    }
+
+    /// The current counters.
+    pub async fn stats(&self) -> Option<CallStats> {
+        let (tx, rx) = oneshot::channel();
+        self.cmd.send(Command::Stats(tx)).ok()?;
+        rx.await.ok()
     }
 
     /// Leaves the room and closes the peer connection.
@@ -182,6 +216,7 @@ struct Actor {
     next_generation: u64,
     pc_tx: mpsc::UnboundedSender<(u64, PcEvent)>,
     disconnected_since: Option<Instant>,
+    stats: CallStats,
 }
 
 fn to_rtc(d: &SessionDescription) -> Result<RTCSessionDescription, String> {
@@ -239,6 +274,14 @@ impl Actor {
                 c = cmd_rx.recv() => match c {
                     Some(Command::Send(text)) => self.send_data(&text).await,
                     Some(Command::RestartIce) => self.restart_ice().await,
+                    Some(Command::Stats(tx)) => {
+                        let mut st = self.stats.clone();
+                        if let Some(s) = &self.session {
+                            st.candidates_queued = s.neg.queued() as u64;
+                            st.candidates_dropped = s.neg.dropped_candidates;
+                        }
+                        let _ = tx.send(st);
+                    }
                     Some(Command::Hangup(done)) => {
                         self.signaling.leave().await;
                         self.close_session().await;
@@ -260,6 +303,7 @@ impl Actor {
         match e {
             SignalEvent::Joined { accepted, rejoin } => {
                 self.polite = accepted.polite;
+                self.stats.rejoins += u64::from(rejoin);
                 let others: Vec<PeerId> = accepted.peers.iter().map(|p| p.peer_id.clone()).collect();
                 self.emit(CallEvent::Joined {
                     peer_id: accepted.peer_id.clone(),
@@ -290,7 +334,13 @@ impl Actor {
                 }
                 // The newcomer offers; we answer.
                 self.polite = false;
+                let newcomer = p.peer_id.clone();
                 self.emit(CallEvent::PeerJoined(p.peer_id));
+                if self.config.offer_on_peer_joined && self.session.is_none() {
+                    if let Err(e) = self.open_session(Some(newcomer), true).await {
+                        self.emit(CallEvent::Warning(e));
+                    }
+                }
             }
             SignalEvent::PeerLeft(p) => {
                 if self.session.as_ref().is_some_and(|s| s.remote.as_ref().is_none_or(|r| *r == p.peer_id)) {
@@ -357,6 +407,7 @@ impl Actor {
             .await
             .map_err(|e| format!("cannot create the peer connection: {e}"))?;
         let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+        self.stats = CallStats { rejoins: self.stats.rejoins, ..CallStats::default() };
         let mut session = Session {
             generation,
             pc: pc.clone(),
@@ -413,11 +464,18 @@ impl Actor {
                     let rb = RTCSessionDescription::rollback(None).map_err(|e| e.to_string())?;
                     s.pc.set_local_description(rb).await.map_err(|e| format!("rollback: {e}"))?;
                     s.neg.rolled_back();
+                    self.stats.rollbacks += 1;
+                    // Ours was rolled back: offer again once stable.
+                    s.renegotiate = true;
                 }
                 s.pc.set_remote_description(to_rtc(&sdp)?).await.map_err(|e| format!("set remote: {e}"))?;
                 for c in s.neg.remote_description_set(sdp) {
-                    if let Err(e) = s.pc.add_ice_candidate(candidate_to_rtc(&c)).await {
-                        tracing::debug!(error = %e, "queued candidate refused");
+                    match s.pc.add_ice_candidate(candidate_to_rtc(&c)).await {
+                        Ok(()) => self.stats.candidates_applied += 1,
+                        Err(e) => {
+                            self.stats.candidate_errors += 1;
+                            tracing::debug!(error = %e, "queued candidate refused");
+                        }
                     }
                 }
                 if answer {
@@ -427,10 +485,13 @@ impl Actor {
                     let local = from_rtc(&local)?;
                     s.neg.local_answer_set(local.clone());
                     self.signaling.send_description(local, s.remote.clone());
+                    self.stats.answers_sent += 1;
                 }
+                self.emit(CallEvent::Negotiated);
                 self.maybe_offer().await
             }
             DescriptionAction::IgnoreCollision => {
+                self.stats.collisions_ignored += 1;
                 tracing::debug!("offer collision: impolite, ignoring theirs");
                 Ok(())
             }
@@ -448,13 +509,23 @@ impl Actor {
             // lost; keep them for it.
             self.open_session(from, false).await?;
         }
+        self.stats.candidates_received += 1;
         let s = self.session.as_mut().expect("opened above");
         match s.neg.on_remote_candidate(c.clone()) {
             CandidateAction::Apply => {
                 if c.candidate.is_empty() {
                     return Ok(()); // end-of-candidates
                 }
-                s.pc.add_ice_candidate(candidate_to_rtc(&c)).await.map_err(|e| format!("add candidate: {e}"))
+                match s.pc.add_ice_candidate(candidate_to_rtc(&c)).await {
+                    Ok(()) => {
+                        self.stats.candidates_applied += 1;
+                        Ok(())
+                    }
+                    Err(e) => {
+                        self.stats.candidate_errors += 1;
+                        Err(format!("add candidate: {e}"))
+                    }
+                }
             }
             CandidateAction::Queued | CandidateAction::Dropped | CandidateAction::QueuedDroppedOldest => Ok(()),
         }
@@ -478,6 +549,7 @@ impl Actor {
         let local = from_rtc(&local)?;
         s.neg.local_offer_set(local.clone());
         self.signaling.send_description(local, s.remote.clone());
+        self.stats.offers_sent += 1;
         Ok(())
     }
 
@@ -494,6 +566,7 @@ impl Actor {
             PcEvent::Candidate(c) => {
                 let remote = self.session.as_ref().and_then(|s| s.remote.clone());
                 self.signaling.send_candidate(candidate_from_rtc(&c), remote);
+                self.stats.candidates_sent += 1;
             }
             PcEvent::Ice(state) => {
                 match state {
@@ -538,6 +611,7 @@ impl Actor {
         let Some(s) = self.session.as_mut() else { return };
         s.ice_restart = true;
         s.renegotiate = true;
+        self.stats.ice_restarts += 1;
         self.emit(CallEvent::IceRestart);
         if let Err(e) = self.maybe_offer().await {
             self.emit(CallEvent::Warning(e));

@@ -26,5 +26,5 @@ pub mod engine;
 pub mod negotiation;
 pub mod signaling;
 
-pub use engine::{Call, CallConfig, CallEvent};
+pub use engine::{Call, CallConfig, CallEvent, CallStats};
 pub use signaling::{SignalEvent, Signaling, SignalingConfig};

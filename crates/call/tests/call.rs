@@ -2,14 +2,23 @@
 
 use std::time::Duration;
 
-use ringlet_call::{Call, CallConfig, CallEvent, SignalingConfig};
+use ringlet_call::{Call, CallConfig, CallEvent, CallStats, SignalingConfig};
+use ringlet_testkit::Proxy;
 use ringlet_proto::{PeerId, RoomId};
 use ringlet_signal::{Config, Server};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 const WAIT: Duration = Duration::from_secs(15);
 
+fn logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("RINGLET_LOG").unwrap_or_else(|_| "off".into()))
+        .try_init();
+}
+
 async fn server() -> std::net::SocketAddr {
+    logs();
     let server = Server::bind(Config { listen: "127.0.0.1:0".parse().unwrap(), ..Config::default() }).await.unwrap();
     let addr = server.local_addr();
     tokio::spawn(server.run(std::future::pending()));
@@ -17,8 +26,12 @@ async fn server() -> std::net::SocketAddr {
 }
 
 fn peer(addr: std::net::SocketAddr, room: &str, id: &str) -> (Call, UnboundedReceiver<CallEvent>) {
+    peer_via(&format!("http://{addr}"), room, id)
+}
+
+fn peer_via(url: &str, room: &str, id: &str) -> (Call, UnboundedReceiver<CallEvent>) {
     let mut config = CallConfig::new(SignalingConfig::new(
-        format!("http://{addr}"),
+        url.to_string(),
         RoomId::new(room).unwrap(),
         PeerId::new(id).unwrap(),
     ));
@@ -61,4 +74,185 @@ async fn two_engines_connect_and_exchange_data() {
     b.hangup().await;
     until(&mut a_rx, "bob left", |e| matches!(e, CallEvent::PeerLeft { .. })).await;
     a.hangup().await;
+}
+
+async fn stats(c: &Call) -> CallStats {
+    c.stats().await.expect("engine running")
+}
+
+/// Every candidate one side sent was applied by the other (none dropped,
+/// none refused, none left waiting).
+async fn no_candidate_lost(from: &Call, to: &Call) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (s, r) = (stats(from).await, stats(to).await);
+        if r.candidates_applied == s.candidates_sent && s.candidates_sent > 0 {
+            assert_eq!(r.candidates_dropped, 0, "{r:?}");
+            assert_eq!(r.candidate_errors, 0, "{r:?}");
+            assert_eq!(r.candidates_queued, 0, "{r:?}");
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "sent {s:?}\nreceived {r:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Signaling to and from the answerer is slow (a delaying proxy; Socket.IO
+/// keeps order, so delay, never reorder): the offerer's candidates reach it
+/// right behind the offer, while it is still applying it, and its own
+/// answer and candidates reach the offerer late. 50 calls in a row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_signaling_loses_no_candidate_50_times() {
+    let addr = server().await;
+    for run in 0..50 {
+        let delay = Duration::from_millis(20 + (run % 5) * 30);
+        let proxy = Proxy::with_delay(addr, delay).await;
+        let room = format!("slow-{run}");
+        let (a, mut a_rx) = peer_via(&proxy.url(), &room, "waiting");
+        until(&mut a_rx, "joined", |e| matches!(e, CallEvent::Joined { .. })).await;
+        let (b, mut b_rx) = peer(addr, &room, "newcomer");
+        until(&mut a_rx, "connected", |e| matches!(e, CallEvent::Connected { .. })).await;
+        until(&mut b_rx, "connected", |e| matches!(e, CallEvent::Connected { .. })).await;
+        no_candidate_lost(&b, &a).await;
+        no_candidate_lost(&a, &b).await;
+        a.hangup().await;
+        b.hangup().await;
+    }
+}
+
+/// Both peers offer at the same instant when they meet: two offers cross.
+/// The impolite one ignores the other's; the polite one rolls back and
+/// answers. 50 calls, each must connect and carry data both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn glare_resolves_every_time() {
+    let addr = server().await;
+    let (mut collisions, mut rollbacks) = (0, 0);
+    for run in 0..50 {
+        let room = format!("glare-{run}");
+        let glare_peer = |id: &str| {
+            let mut config = CallConfig::new(SignalingConfig::new(
+                format!("http://{addr}"),
+                RoomId::new(room.clone()).unwrap(),
+                PeerId::new(id).unwrap(),
+            ));
+            config.udp_bind = "127.0.0.1:0".into();
+            config.offer_on_peer_joined = true;
+            Call::start(config)
+        };
+        let (a, mut a_rx) = glare_peer("first");
+        until(&mut a_rx, "joined", |e| matches!(e, CallEvent::Joined { .. })).await;
+        let (b, mut b_rx) = glare_peer("second");
+        until(&mut a_rx, &format!("run {run}: a's data channel"), |e| matches!(e, CallEvent::DataOpen)).await;
+        until(&mut b_rx, &format!("run {run}: b's data channel"), |e| matches!(e, CallEvent::DataOpen)).await;
+        a.send("from a");
+        b.send("from b");
+        until(&mut b_rx, &format!("run {run}: a's message"), |e| *e == CallEvent::Data("from a".into())).await;
+        until(&mut a_rx, &format!("run {run}: b's message"), |e| *e == CallEvent::Data("from b".into())).await;
+        let (sa, sb) = (stats(&a).await, stats(&b).await);
+        collisions += sa.collisions_ignored + sb.collisions_ignored;
+        rollbacks += sa.rollbacks + sb.rollbacks;
+        a.hangup().await;
+        b.hangup().await;
+    }
+    // The offers did cross (not every run need collide, but most must).
+    assert!(collisions > 0 && rollbacks > 0, "collisions {collisions}, rollbacks {rollbacks}");
+}
+
+/// The signaling server dies 5 s into a call and comes back 4 s later on
+/// the same port: the media path (here the data channel) never stops, and
+/// both peers rejoin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_restart_mid_call() {
+    let config = Config { listen: "127.0.0.1:0".parse().unwrap(), ..Config::default() };
+    let server = Server::bind(config.clone()).await.unwrap();
+    let addr = server.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+    let (a, mut a_rx) = peer(addr, "restart", "a");
+    until(&mut a_rx, "joined", |e| matches!(e, CallEvent::Joined { .. })).await;
+    let (b, mut b_rx) = peer(addr, "restart", "b");
+    until(&mut a_rx, "data open", |e| matches!(e, CallEvent::DataOpen)).await;
+    until(&mut b_rx, "data open", |e| matches!(e, CallEvent::DataOpen)).await;
+
+    // A steady stream a → b, 20 per second, the whole time.
+    let sender = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            for i in 0..300u32 {
+                a.send(format!("tick {i}"));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let _ = stop.send(());
+    running.await.unwrap().unwrap();
+    until(&mut b_rx, "signaling lost", |e| matches!(e, CallEvent::SignalingLost(_))).await;
+    // While the server is down, the call carries on.
+    let mut during = 0;
+    let down_until = tokio::time::Instant::now() + Duration::from_secs(4);
+    while let Ok(Some(e)) = tokio::time::timeout_at(down_until, b_rx.recv()).await {
+        if matches!(e, CallEvent::Data(_)) {
+            during += 1;
+        }
+    }
+    assert!(during >= 40, "only {during} messages while signaling was down");
+    let server = Server::bind(Config { listen: addr, ..config }).await.expect("same port again");
+    tokio::spawn(server.run(std::future::pending()));
+    until(&mut a_rx, "a rejoined", |e| matches!(e, CallEvent::Joined { rejoin: true, .. })).await;
+    until(&mut b_rx, "b rejoined", |e| matches!(e, CallEvent::Joined { rejoin: true, .. })).await;
+    let seen = until(&mut b_rx, "messages after the restart", |e| matches!(e, CallEvent::Data(_))).await;
+    assert!(!seen.iter().any(|e| matches!(e, CallEvent::PeerLeft { .. })), "{seen:?}");
+    assert!(stats(&a).await.rejoins >= 1 && stats(&b).await.rejoins >= 1);
+    sender.abort();
+    a.hangup().await;
+    b.hangup().await;
+}
+
+/// One side restarts ICE; the call carries on over the new credentials.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ice_restart_keeps_the_call() {
+    let addr = server().await;
+    let (a, mut a_rx) = peer(addr, "restart-ice", "first");
+    until(&mut a_rx, "joined", |e| matches!(e, CallEvent::Joined { .. })).await;
+    let (b, mut b_rx) = peer(addr, "restart-ice", "second");
+    until(&mut a_rx, "data open", |e| matches!(e, CallEvent::DataOpen)).await;
+    until(&mut b_rx, "data open", |e| matches!(e, CallEvent::DataOpen)).await;
+    // Three restarts. Known limit (webrtc 0.21.1): from the fifth ICE
+    // restart of one call on, data-channel messages stop arriving although
+    // ICE and DTLS report connected; see `fifth_ice_restart` below.
+    for round in 0..3 {
+        let restarter = if round % 2 == 0 { &a } else { &b };
+        restarter.restart_ice();
+        until(&mut a_rx, "a negotiated", |e| matches!(e, CallEvent::Negotiated)).await;
+        until(&mut b_rx, "b negotiated", |e| matches!(e, CallEvent::Negotiated)).await;
+        a.send(format!("after restart {round}"));
+        until(&mut b_rx, &format!("message after restart {round}"), |e| *e == CallEvent::Data(format!("after restart {round}"))).await;
+    }
+    a.hangup().await;
+    b.hangup().await;
+}
+
+/// Known limit of webrtc 0.21.1, kept runnable so a fix upstream shows:
+/// from the fifth ICE restart of one call on, data-channel messages stop
+/// arriving although ICE and DTLS report connected (SCTP keeps exchanging
+/// DATA and SACK chunks). Run with `cargo test -p ringlet-call -- --ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fails on webrtc 0.21.1: data stops after the fifth ICE restart of a call"]
+async fn fifth_ice_restart() {
+    let addr = server().await;
+    let (a, mut a_rx) = peer(addr, "restart-5", "first");
+    until(&mut a_rx, "joined", |e| matches!(e, CallEvent::Joined { .. })).await;
+    let (b, mut b_rx) = peer(addr, "restart-5", "second");
+    until(&mut a_rx, "data open", |e| matches!(e, CallEvent::DataOpen)).await;
+    until(&mut b_rx, "data open", |e| matches!(e, CallEvent::DataOpen)).await;
+    for round in 0..6 {
+        a.restart_ice();
+        until(&mut a_rx, "a negotiated", |e| matches!(e, CallEvent::Negotiated)).await;
+        until(&mut b_rx, "b negotiated", |e| matches!(e, CallEvent::Negotiated)).await;
+        a.send(format!("after restart {round}"));
+        until(&mut b_rx, &format!("message after restart {round}"), |e| *e == CallEvent::Data(format!("after restart {round}"))).await;
+    }
 }

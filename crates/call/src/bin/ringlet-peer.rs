@@ -169,6 +169,7 @@ async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> 
                     }
                     CallEvent::Data(text) => on_data(&out, &mut stats, &text),
                     CallEvent::IceRestart => out.event("ice_restart", json!({})),
+                    CallEvent::Negotiated => out.event("negotiated", json!({})),
                     CallEvent::Warning(w) => out.event("warning", json!({"message": w})),
                 }
             }

@@ -1,6 +1,6 @@
 //! Test support: a real server on an ephemeral loopback port, real
-//! `rust_socketio` clients, and a TCP proxy that can cut connections the
-//! way a network does (no close handshake).
+//! `rust_socketio` clients, and (from ringlet-testkit) a TCP proxy that can
+//! cut connections the way a network does.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
@@ -12,8 +12,6 @@ use ringlet_signal::{Config, HubConfig, Metrics, Server};
 use rust_socketio::asynchronous::{Client as SioClient, ClientBuilder};
 use rust_socketio::{Event, Payload, TransportType};
 use serde_json::Value;
-use tokio::io::copy_bidirectional;
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -195,43 +193,4 @@ impl Client {
     }
 }
 
-/// A loopback TCP proxy whose connections can be cut without a close
-/// handshake reaching the server in order — a network drop, as far as the
-/// Socket.IO session is concerned.
-pub struct Proxy {
-    pub addr: SocketAddr,
-    conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
-    accept: JoinHandle<()>,
-}
-
-impl Proxy {
-    pub async fn start(target: SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let c = Arc::clone(&conns);
-        let accept = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let task = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(target).await {
-                        let _ = copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                c.lock().unwrap().push(task);
-            }
-        });
-        Proxy { addr, conns, accept }
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// Drops every proxied connection and stops accepting new ones.
-    pub fn cut(&self) {
-        self.accept.abort();
-        for t in self.conns.lock().unwrap().drain(..) {
-            t.abort();
-        }
-    }
-}
+pub use ringlet_testkit::Proxy;
