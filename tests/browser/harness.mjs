@@ -34,6 +34,9 @@ export function binFromEnv(name) {
   return bin;
 }
 
+/** Resolves null after `ms` without keeping the process alive (for races). */
+const nullAfter = (ms) => new Promise((resolve) => setTimeout(() => resolve(null), ms).unref());
+
 /** Polls `check` until it returns something truthy, or throws after `ms`. */
 export async function until(what, check, ms, every = 25) {
   const deadline = Date.now() + ms;
@@ -159,7 +162,7 @@ async function startListening(cmd, args, env, lineRe, what) {
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) {
         proc.kill('SIGTERM');
-        if (!(await Promise.race([exited, sleep(5000).then(() => null)]))) {
+        if (!(await Promise.race([exited, nullAfter(5000)]))) {
           proc.kill('SIGKILL');
           await exited;
         }
@@ -237,7 +240,7 @@ export function startPeer(bin, { server, room, peerId, duration, iceCheckMs, ext
     async stop(ms = 8000) {
       if (exit === null && proc.exitCode === null && proc.signalCode === null) {
         proc.kill('SIGINT');
-        if (!(await Promise.race([done, sleep(ms).then(() => null)]))) {
+        if (!(await Promise.race([done, nullAfter(ms)]))) {
           proc.kill('SIGKILL');
         }
       }

@@ -15,6 +15,7 @@ use webrtc::peer_connection::{
     RTCSessionDescription, Registry, SettingEngineBuilder, register_default_interceptors,
 };
 
+use crate::control::DataMessage;
 use crate::negotiation::{CandidateAction, DescriptionAction, Negotiator};
 use crate::signaling::{SignalEvent, Signaling, SignalingConfig};
 
@@ -64,6 +65,15 @@ pub enum CallEvent {
     /// ICE and DTLS are up with this peer.
     Connected { peer_id: Option<PeerId> },
     DataOpen,
+    /// A chat line from the other peer.
+    Chat(String),
+    /// The other peer's microphone and camera state.
+    RemoteMedia { audio_muted: bool, video_muted: bool },
+    /// The other peer hung up (said so over the data channel).
+    RemoteHangup,
+    /// A test frame from the other peer (`ringlet-peer`'s synthetic source).
+    Frame { n: u64, ts_us: u64 },
+    /// A data-channel message that is none of the above.
     Data(String),
     IceRestart,
     /// An offer/answer exchange completed: signaling state is stable.
@@ -74,6 +84,7 @@ pub enum CallEvent {
 
 enum Command {
     Send(String),
+    Media { audio_muted: bool, video_muted: bool },
     RestartIce,
     Stats(oneshot::Sender<CallStats>),
     Hangup(oneshot::Sender<()>),
@@ -120,14 +131,26 @@ impl Call {
             pc_tx,
             disconnected_since: None,
             stats: CallStats::default(),
+            media: None,
         };
         tokio::spawn(actor.run(sig_rx, pc_rx, cmd_rx));
         (Call { cmd }, ev_rx)
     }
 
-    /// Sends a text message over the data channel (chat, control).
+    /// Sends raw text over the data channel.
     pub fn send(&self, text: impl Into<String>) {
         let _ = self.cmd.send(Command::Send(text.into()));
+    }
+
+    /// Sends a data-channel message (chat, mute state, test frame).
+    pub fn send_message(&self, m: &DataMessage) {
+        self.send(m.to_text());
+    }
+
+    /// Sets our microphone/camera state; the other peer is told now and
+    /// whenever the data channel (re)opens.
+    pub fn set_media(&self, audio_muted: bool, video_muted: bool) {
+        let _ = self.cmd.send(Command::Media { audio_muted, video_muted });
     }
 
     /// Starts an ICE restart through the normal negotiation path.
@@ -217,6 +240,8 @@ struct Actor {
     pc_tx: mpsc::UnboundedSender<(u64, PcEvent)>,
     disconnected_since: Option<Instant>,
     stats: CallStats,
+    /// Our mute state, once the app set one.
+    media: Option<(bool, bool)>,
 }
 
 fn to_rtc(d: &SessionDescription) -> Result<RTCSessionDescription, String> {
@@ -273,6 +298,10 @@ impl Actor {
                 }
                 c = cmd_rx.recv() => match c {
                     Some(Command::Send(text)) => self.send_data(&text).await,
+                    Some(Command::Media { audio_muted, video_muted }) => {
+                        self.media = Some((audio_muted, video_muted));
+                        self.send_media().await;
+                    }
                     Some(Command::RestartIce) => self.restart_ice().await,
                     Some(Command::Stats(tx)) => {
                         let mut st = self.stats.clone();
@@ -283,6 +312,7 @@ impl Actor {
                         let _ = tx.send(st);
                     }
                     Some(Command::Hangup(done)) => {
+                        self.send_quietly(&DataMessage::Hangup).await;
                         self.signaling.leave().await;
                         self.close_session().await;
                         let _ = done.send(());
@@ -595,8 +625,22 @@ impl Actor {
                     self.watch_data_channel(generation, dc);
                 }
             }
-            PcEvent::DataOpen => self.emit(CallEvent::DataOpen),
-            PcEvent::Data(text) => self.emit(CallEvent::Data(text)),
+            PcEvent::DataOpen => {
+                self.emit(CallEvent::DataOpen);
+                self.send_media().await;
+            }
+            PcEvent::Data(text) => match DataMessage::parse(&text) {
+                Some(DataMessage::Chat { text }) => self.emit(CallEvent::Chat(text)),
+                Some(DataMessage::Media { audio_muted, video_muted }) => {
+                    self.emit(CallEvent::RemoteMedia { audio_muted, video_muted })
+                }
+                Some(DataMessage::Frame { n, ts_us }) => self.emit(CallEvent::Frame { n, ts_us }),
+                Some(DataMessage::Hangup) => {
+                    self.emit(CallEvent::RemoteHangup);
+                    self.close_session().await;
+                }
+                None => self.emit(CallEvent::Data(text)),
+            },
         }
     }
 
@@ -625,6 +669,20 @@ impl Actor {
         };
         if let Err(e) = dc.send_text(text).await {
             self.emit(CallEvent::Warning(format!("data channel send: {e}")));
+        }
+    }
+
+    async fn send_media(&mut self) {
+        if let Some((audio_muted, video_muted)) = self.media {
+            self.send_quietly(&DataMessage::Media { audio_muted, video_muted }).await;
+        }
+    }
+
+    /// Sends if the channel is open; a closed or missing one is not an
+    /// error here (the state goes out again when it opens).
+    async fn send_quietly(&self, m: &DataMessage) {
+        if let Some(dc) = self.session.as_ref().and_then(|s| s.dc.clone()) {
+            let _ = dc.send_text(&m.to_text()).await;
         }
     }
 

@@ -22,9 +22,11 @@
 //! # }
 //! ```
 
+pub mod control;
 pub mod engine;
 pub mod negotiation;
 pub mod signaling;
 
+pub use control::DataMessage;
 pub use engine::{Call, CallConfig, CallEvent, CallStats};
 pub use signaling::{SignalEvent, Signaling, SignalingConfig};

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use ringlet_call::{Call, CallConfig, CallEvent, CallStats, SignalingConfig};
+use ringlet_call::{Call, CallConfig, CallEvent, CallStats, DataMessage, SignalingConfig};
 use ringlet_testkit::Proxy;
 use ringlet_proto::{PeerId, RoomId};
 use ringlet_signal::{Config, Server};
@@ -69,9 +69,13 @@ async fn two_engines_connect_and_exchange_data() {
     until(&mut a_rx, "alice's data channel", |e| matches!(e, CallEvent::DataOpen)).await;
     b.send("hello from bob");
     until(&mut a_rx, "bob's message", |e| *e == CallEvent::Data("hello from bob".into())).await;
-    a.send("hello from alice");
-    until(&mut b_rx, "alice's message", |e| *e == CallEvent::Data("hello from alice".into())).await;
+    a.send_message(&DataMessage::Chat { text: "hello from alice".into() });
+    until(&mut b_rx, "alice's chat", |e| *e == CallEvent::Chat("hello from alice".into())).await;
+    b.set_media(true, false);
+    until(&mut a_rx, "bob muted", |e| *e == CallEvent::RemoteMedia { audio_muted: true, video_muted: false }).await;
     b.hangup().await;
+    // Said over the data channel first, then by the server.
+    until(&mut a_rx, "bob hung up", |e| matches!(e, CallEvent::RemoteHangup)).await;
     until(&mut a_rx, "bob left", |e| matches!(e, CallEvent::PeerLeft { .. })).await;
     a.hangup().await;
 }
@@ -255,4 +259,6 @@ async fn fifth_ice_restart() {
         a.send(format!("after restart {round}"));
         until(&mut b_rx, &format!("message after restart {round}"), |e| *e == CallEvent::Data(format!("after restart {round}"))).await;
     }
+    a.hangup().await;
+    b.hangup().await;
 }

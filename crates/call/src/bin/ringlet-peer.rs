@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
-use ringlet_call::{Call, CallConfig, CallEvent, SignalingConfig};
+use ringlet_call::{Call, CallConfig, CallEvent, DataMessage, SignalingConfig};
 use ringlet_proto::{PeerId, RoomId};
 use serde_json::{json, Value};
 
@@ -167,7 +167,11 @@ async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> 
                         data_open = true;
                         out.event("data_open", json!({}));
                     }
-                    CallEvent::Data(text) => on_data(&out, &mut stats, &text),
+                    CallEvent::Frame { n, .. } => on_frame(&out, &mut stats, n),
+                    CallEvent::Chat(text) => out.event("chat", json!({"text": text})),
+                    CallEvent::RemoteMedia { audio_muted, video_muted } => out.event("remote_media", json!({"audio_muted": audio_muted, "video_muted": video_muted})),
+                    CallEvent::RemoteHangup => out.event("remote_hangup", json!({})),
+                    CallEvent::Data(text) => out.event("data", json!({"text": text})),
                     CallEvent::IceRestart => out.event("ice_restart", json!({})),
                     CallEvent::Negotiated => out.event("negotiated", json!({})),
                     CallEvent::Warning(w) => out.event("warning", json!({"message": w})),
@@ -175,7 +179,7 @@ async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> 
             }
             _ = frame_tick.tick(), if sending && data_open => {
                 let n = stats.frames_sent;
-                call.send(json!({"t": "frame", "n": n, "ts_us": now_us() as u64}).to_string());
+                call.send_message(&DataMessage::Frame { n, ts_us: now_us() as u64 });
                 stats.frames_sent += 1;
             }
             _ = stats_tick.tick() => {
@@ -207,22 +211,13 @@ async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> 
     Ok(stats.connected)
 }
 
-fn on_data(out: &Out, stats: &mut Stats, text: &str) {
-    let Ok(v) = serde_json::from_str::<Value>(text) else {
-        out.event("chat", json!({"text": text}));
-        return;
-    };
-    if v["t"] == "frame" {
-        stats.frames_received += 1;
-        let n = v["n"].as_u64();
-        if stats.frames_received == 1 {
-            if let Some(t) = stats.both_in_room {
-                stats.setup_ms = Some((t.elapsed().as_secs_f64() * 1e4).round() / 10.0);
-            }
-            out.event("first_remote_frame", json!({"n": n, "setup_ms": stats.setup_ms}));
+fn on_frame(out: &Out, stats: &mut Stats, n: u64) {
+    stats.frames_received += 1;
+    if stats.frames_received == 1 {
+        if let Some(t) = stats.both_in_room {
+            stats.setup_ms = Some((t.elapsed().as_secs_f64() * 1e4).round() / 10.0);
         }
-        stats.last_seq = n;
-    } else {
-        out.event("chat", json!({"text": text}));
+        out.event("first_remote_frame", json!({"n": n, "setup_ms": stats.setup_ms}));
     }
+    stats.last_seq = Some(n);
 }
