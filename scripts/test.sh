@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: Rust unit and integration tests of the whole workspace,
-# then the Node.js interop suite against the real ringlet-signal binary.
+# the Node.js interop suite against the real ringlet-signal binary, and the
+# Chromium interop tests (the seed's browser client against ringlet-peer).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh test || exit 1
@@ -14,16 +15,21 @@ cargo test --workspace --locked 2>&1 | tee /tmp/ringlet-cargo-test.log
 [ "${PIPESTATUS[0]}" -eq 0 ] || failed=1
 
 step "node interop tests (official socket.io-client)"
-cargo build --locked -p ringlet-signal --bin ringlet-signal || failed=1
+cargo build --locked -p ringlet-signal --bin ringlet-signal -p ringlet-call --bin ringlet-peer || failed=1
 export RINGLET_SIGNAL_BIN="$CARGO_TARGET_DIR/debug/ringlet-signal"
+export RINGLET_PEER_BIN="$CARGO_TARGET_DIR/debug/ringlet-peer"
 tests/node/run.sh 2>&1 | tee /tmp/ringlet-node-test.log
+[ "${PIPESTATUS[0]}" -eq 0 ] || failed=1
+
+step "browser interop tests (Chromium running the seed's client)"
+tests/browser/run.sh 2>&1 | tee /tmp/ringlet-browser-test.log
 [ "${PIPESTATUS[0]}" -eq 0 ] || failed=1
 
 # One closing line over both runners.
 passed=$(grep -hoE '^test result: [a-z]+\. [0-9]+ passed' /tmp/ringlet-cargo-test.log | awk '{s+=$4} END {print s+0}')
 cfailed=$(grep -hoE '[0-9]+ failed;' /tmp/ringlet-cargo-test.log | awk '{s+=$1} END {print s+0}')
-npass=$(grep -hoE '^ℹ pass [0-9]+' /tmp/ringlet-node-test.log | awk '{s+=$3} END {print s+0}')
-nfail=$(grep -hoE '^ℹ fail [0-9]+' /tmp/ringlet-node-test.log | awk '{s+=$3} END {print s+0}')
+npass=$(grep -hoE '^ℹ pass [0-9]+' /tmp/ringlet-node-test.log /tmp/ringlet-browser-test.log | awk '{s+=$3} END {print s+0}')
+nfail=$(grep -hoE '^ℹ fail [0-9]+' /tmp/ringlet-node-test.log /tmp/ringlet-browser-test.log | awk '{s+=$3} END {print s+0}')
 echo
 echo "$((passed + npass)) passed, $((cfailed + nfail)) failed"
 exit $failed

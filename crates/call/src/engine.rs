@@ -15,6 +15,7 @@ use webrtc::peer_connection::{
     RTCSessionDescription, Registry, SettingEngineBuilder, register_default_interceptors,
 };
 
+use crate::congestion::{ReportingEstimator, TargetBitrate};
 use crate::control::DataMessage;
 use crate::negotiation::{CandidateAction, DescriptionAction, Negotiator};
 use crate::signaling::{SignalEvent, Signaling, SignalingConfig};
@@ -106,6 +107,9 @@ pub struct CallStats {
     pub candidate_errors: u64,
     pub ice_restarts: u64,
     pub rejoins: u64,
+    /// The congestion controller's target, bits per second (what the
+    /// encoder should produce).
+    pub target_bitrate_bps: u64,
 }
 
 /// A running call. Dropping it does not hang up: call [`Call::hangup`].
@@ -132,6 +136,7 @@ impl Call {
             disconnected_since: None,
             stats: CallStats::default(),
             media: None,
+            target: None,
         };
         tokio::spawn(actor.run(sig_rx, pc_rx, cmd_rx));
         (Call { cmd }, ev_rx)
@@ -242,6 +247,8 @@ struct Actor {
     stats: CallStats,
     /// Our mute state, once the app set one.
     media: Option<(bool, bool)>,
+    /// The congestion controller's target for the current session.
+    target: Option<TargetBitrate>,
 }
 
 fn to_rtc(d: &SessionDescription) -> Result<RTCSessionDescription, String> {
@@ -305,6 +312,7 @@ impl Actor {
                     Some(Command::RestartIce) => self.restart_ice().await,
                     Some(Command::Stats(tx)) => {
                         let mut st = self.stats.clone();
+                        st.target_bitrate_bps = self.target.as_ref().map_or(0, TargetBitrate::get);
                         if let Some(s) = &self.session {
                             st.candidates_queued = s.neg.queued() as u64;
                             st.candidates_dropped = s.neg.dropped_candidates;
@@ -399,6 +407,18 @@ impl Actor {
         let mut me = MediaEngine::default();
         me.register_default_codecs().map_err(|e| e.to_string())?;
         let registry = register_default_interceptors(Registry::new(), &mut me).map_err(|e| e.to_string())?;
+        // Without congestion control our sender adds no transport-wide
+        // sequence numbers and sends no REMB: the bitrate toward a browser
+        // would stay fixed whatever the link does.
+        let (estimator, target) = ReportingEstimator::gcc();
+        let registry = rtc::peer_connection::configuration::interceptor_registry::configure_congestion_control(
+            registry,
+            estimator,
+            rtc::peer_connection::configuration::interceptor_registry::CongestionFeedback::Twcc,
+            &mut me,
+        )
+        .map_err(|e| format!("congestion control: {e}"))?;
+        self.target = Some(target);
         let setting = SettingEngineBuilder::new()
             // Answer as DTLS server: interoperates with Chromium and avoids
             // two rtc-core bugs of the client role (a ClientHello held for
@@ -410,6 +430,11 @@ impl Actor {
             // mDNS joins a multicast group at build time and fails the
             // build where there is none (CI, containers); host IPs suffice.
             .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
+            // A browser's check often arrives before its candidate does; the
+            // pair is then peer-reflexive, which rtc-ice would otherwise
+            // hold back for a full second before selecting it (measured:
+            // 1.7 s instead of ~0.2 s in half the browser-first calls).
+            .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
             .build();
         let mut rtc_config = RTCConfigurationBuilder::new();
         if !self.config.ice_servers.is_empty() {

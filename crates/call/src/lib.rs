@@ -22,6 +22,7 @@
 //! # }
 //! ```
 
+pub mod congestion;
 pub mod control;
 pub mod engine;
 pub mod negotiation;

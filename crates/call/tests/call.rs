@@ -71,6 +71,8 @@ async fn two_engines_connect_and_exchange_data() {
     until(&mut a_rx, "bob's message", |e| *e == CallEvent::Data("hello from bob".into())).await;
     a.send_message(&DataMessage::Chat { text: "hello from alice".into() });
     until(&mut b_rx, "alice's chat", |e| *e == CallEvent::Chat("hello from alice".into())).await;
+    let st = stats(&a).await;
+    assert!(st.target_bitrate_bps >= 100_000, "congestion control publishes a target: {st:?}");
     b.set_media(true, false);
     until(&mut a_rx, "bob muted", |e| *e == CallEvent::RemoteMedia { audio_muted: true, video_muted: false }).await;
     b.hangup().await;

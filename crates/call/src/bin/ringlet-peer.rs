@@ -151,7 +151,10 @@ async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> 
                         if stats.both_in_room.is_none() { stats.both_in_room = Some(Instant::now()); }
                         out.event("peer_joined", json!({"peer_id": p}));
                     }
-                    CallEvent::PeerLeft { peer_id, reason } => out.event("peer_left", json!({"peer_id": peer_id, "reason": reason})),
+                    CallEvent::PeerLeft { peer_id, reason } => {
+                        data_open = false;
+                        out.event("peer_left", json!({"peer_id": peer_id, "reason": reason}));
+                    }
                     CallEvent::Refused { code, message } => {
                         out.event("refused", json!({"code": code, "message": message}));
                         break;
@@ -170,7 +173,10 @@ async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> 
                     CallEvent::Frame { n, .. } => on_frame(&out, &mut stats, n),
                     CallEvent::Chat(text) => out.event("chat", json!({"text": text})),
                     CallEvent::RemoteMedia { audio_muted, video_muted } => out.event("remote_media", json!({"audio_muted": audio_muted, "video_muted": video_muted})),
-                    CallEvent::RemoteHangup => out.event("remote_hangup", json!({})),
+                    CallEvent::RemoteHangup => {
+                        data_open = false;
+                        out.event("remote_hangup", json!({}));
+                    }
                     CallEvent::Data(text) => out.event("data", json!({"text": text})),
                     CallEvent::IceRestart => out.event("ice_restart", json!({})),
                     CallEvent::Negotiated => out.event("negotiated", json!({})),
