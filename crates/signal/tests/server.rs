@@ -33,8 +33,9 @@ async fn pair(url: &str, room: &str) -> (Client, Client) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_flow_over_both_transports() {
     let server = TestServer::start(hub()).await;
-    let transports: [fn() -> TransportType; 3] = [|| TransportType::Websocket, || TransportType::Any, || TransportType::Polling];
-    for transport in transports {
+    let transports: [(&str, fn() -> TransportType); 3] =
+        [("websocket", || TransportType::Websocket), ("any", || TransportType::Any), ("polling", || TransportType::Polling)];
+    for (_name, transport) in transports {
         // The previous round's hang-ups have landed: no rooms left.
         wait_for(|| server.metrics.sockets() == 0).await;
         let mut a = Client::connect_with(&server.url(), transport()).await;

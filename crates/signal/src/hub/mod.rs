@@ -103,6 +103,10 @@ struct Peer<K> {
     name: Option<String>,
     /// Join order; the later joiner of a pair is the polite one.
     seq: u64,
+    /// Whether the client chose its peer id (Ringlet's join form) and so can
+    /// come back as the same peer. A seed-form peer cannot: holding its
+    /// place would only keep its own reload out of a full room.
+    resumable: bool,
     presence: Presence<K>,
 }
 
@@ -247,7 +251,14 @@ where
         }
         let peer_id = req.peer_id().cloned().unwrap_or_else(fresh_peer_id);
         self.next_seq += 1;
-        room.peers.push(Peer { id: peer_id.clone(), name: name.clone(), seq: self.next_seq, presence: Presence::Online(key) });
+        let resumable = req.peer_id().is_some();
+        room.peers.push(Peer {
+            id: peer_id.clone(),
+            name: name.clone(),
+            seq: self.next_seq,
+            resumable,
+            presence: Presence::Online(key),
+        });
         let accepted = accepted(&room_id, room, room.peers.len() - 1, false);
         self.conn_mut(key).memberships.push((room_id.clone(), peer_id.clone()));
         self.update_gauges();
@@ -396,7 +407,7 @@ where
             }
         }
         let (max_n, max_b) = (self.config.max_held_messages, self.config.max_held_bytes);
-        // With no grace, mark_away removed the peer: nobody to hold for.
+        // With no grace (or no way back), mark_away removed the peer.
         let room = self.rooms.get_mut(room_id).ok_or_else(gone)?;
         let idx = room.by_id(to).ok_or_else(gone)?;
         let Presence::Away { held, .. } = &mut room.peers[idx].presence else {
@@ -414,7 +425,7 @@ where
 
     fn mark_away(&mut self, room_id: &RoomId, idx: usize) {
         let grace = self.config.grace;
-        if grace.is_zero() {
+        if grace.is_zero() || !self.rooms[room_id].peers[idx].resumable {
             self.remove_peer(room_id, idx, LeaveReason::Timeout);
             return;
         }

@@ -396,3 +396,21 @@ fn a_returning_peer_whose_new_socket_dies_during_the_flush_keeps_the_rest_held()
     let seqs: Vec<u64> = w.take().iter().map(|(_, _, v)| v["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, vec![0, 1, 2, 3, 4]);
 }
+
+#[test]
+fn a_seed_form_peer_that_drops_leaves_at_once() {
+    // It has no peer id of its own, so it can never resume; holding its
+    // place would keep its own reload out of the room.
+    let mut w = World::new(config());
+    let (a, b) = (w.connect(), w.connect());
+    w.join(a, json!({"roomId": "r", "peerId": "a"})).unwrap();
+    let jb = w.join(b, json!("r")).unwrap();
+    w.take();
+    w.hub.disconnect(b, Departure::Lost);
+    assert!(w.hub.take_timers().is_empty());
+    let got = w.take();
+    assert_eq!(got[0].1, event::PEER_LEFT);
+    assert_eq!(got[0].2["peerId"], jb.peer_id.as_str());
+    let b2 = w.connect();
+    w.join(b2, json!("r")).expect("the reload gets in");
+}
