@@ -233,6 +233,8 @@ struct Session {
     renegotiate: bool,
     /// The next offer restarts ICE.
     ice_restart: bool,
+    /// Set once the data channel is open (stops the driver kicks).
+    data_open: Arc<std::sync::atomic::AtomicBool>,
 }
 
 struct Actor {
@@ -320,7 +322,7 @@ impl Actor {
                         let _ = tx.send(st);
                     }
                     Some(Command::Hangup(done)) => {
-                        self.send_quietly(&DataMessage::Hangup).await;
+                        self.say_goodbye().await;
                         self.signaling.leave().await;
                         self.close_session().await;
                         let _ = done.send(());
@@ -471,6 +473,7 @@ impl Actor {
             dc: None,
             renegotiate: false,
             ice_restart: false,
+            data_open: Arc::default(),
         };
         if offerer {
             // The data channel is what makes the first offer; media tracks
@@ -641,6 +644,11 @@ impl Actor {
                 if state == RTCPeerConnectionState::Connected {
                     let peer_id = self.session.as_ref().and_then(|s| s.remote.clone());
                     self.emit(CallEvent::Connected { peer_id });
+                    if let Some(s) = &self.session {
+                        if let Some(dc) = &s.dc {
+                            tokio::spawn(kick_until_open(dc.clone(), s.data_open.clone()));
+                        }
+                    }
                 }
             }
             PcEvent::DataChannel(dc) => {
@@ -651,6 +659,9 @@ impl Actor {
                 }
             }
             PcEvent::DataOpen => {
+                if let Some(s) = &self.session {
+                    s.data_open.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
                 self.emit(CallEvent::DataOpen);
                 self.send_media().await;
             }
@@ -711,10 +722,44 @@ impl Actor {
         }
     }
 
+    /// Tells the other peer over the data channel that we hang up, and
+    /// waits (briefly) until it was acknowledged: closing the connection
+    /// right away would drop it unsent.
+    async fn say_goodbye(&self) {
+        let Some(dc) = self.session.as_ref().and_then(|s| s.dc.clone()) else { return };
+        if dc.send_text(&DataMessage::Hangup.to_text()).await.is_err() {
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while Instant::now() < deadline {
+            match dc.outstanding_bytes().await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    }
+
     async fn close_session(&mut self) {
         if let Some(s) = self.session.take() {
             let _ = s.pc.close().await;
         }
         self.disconnected_since = None;
+    }
+}
+
+/// Works around a webrtc 0.21.1 driver delay: packets queued while the
+/// driver handles an event (the SCTP INIT once DTLS is up, the channel's
+/// OPEN once SCTP is) wait for its next timer, ~200 ms each, so a data
+/// channel opened ~400 ms after DTLS. Re-setting a data-channel threshold
+/// to its own value is a no-op that wakes the driver's write loop; doing it
+/// every 2 ms until the channel opens (at most 2 s) sends them at once.
+async fn kick_until_open(dc: Arc<dyn DataChannel>, open: Arc<std::sync::atomic::AtomicBool>) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !open.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
+        let Ok(t) = dc.buffered_amount_low_threshold().await else { return };
+        if dc.set_buffered_amount_low_threshold(t).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
