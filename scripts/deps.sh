@@ -4,7 +4,8 @@
 set -euo pipefail
 
 app=(libwebkit2gtk-4.1-dev build-essential libxdo-dev libssl-dev
-     libayatana-appindicator3-dev librsvg2-dev pkg-config curl)
+     libayatana-appindicator3-dev librsvg2-dev pkg-config curl
+     libvpx-dev)
 # Browser interop tests drive Debian's Chromium (npm's browser downloads
 # cannot work offline).
 test=("${app[@]}" chromium)

@@ -1,0 +1,13 @@
+//! Ringlet's media: what lies between a device and an encoded packet, and
+//! between a received packet and a screen. This first part: raw frames, the
+//! synthetic camera (a test pattern that stamps its frame number and capture
+//! time into the picture) and VP8 through libvpx with real-time settings.
+//! Capture (nokhwa, cpal), Opus and playback come next.
+
+pub mod frame;
+pub mod synthetic;
+pub mod vp8;
+
+pub use frame::I420Frame;
+pub use synthetic::{read_stamp, write_stamp, Stamp, TestPattern};
+pub use vp8::{CodecError, EncodeJob, EncodedFrame, EncoderConfig, EncoderThread, Latest, Vp8Decoder, Vp8Encoder};
