@@ -20,7 +20,7 @@
 //
 // Each test passes when the page's connectionState reached `connected`, the
 // page received at least 10 frames, and ringlet-peer's summary says
-// connected:true with video_frames_received >= 10 (and it exited 0). Every
+// connected:true with data_frames_received >= 10 (and it exited 0). Every
 // wait is bounded; nothing asserts on timing.
 //
 // Environment: RINGLET_SIGNAL_BIN, RINGLET_PEER_BIN (required);
@@ -109,8 +109,8 @@ describe('the seed client in Chromium calls ringlet-peer through ringlet-signal'
     assert.ok(summary, `ringlet-peer printed no summary${diag()}`);
     assert.equal(summary.connected, true, `ringlet-peer's summary says connected:${summary.connected}${diag()}`);
     assert.ok(
-      summary.video_frames_received >= MIN_FRAMES,
-      `ringlet-peer received ${summary.video_frames_received} frames, wanted >= ${MIN_FRAMES}${diag()}`,
+      summary.data_frames_received >= MIN_FRAMES,
+      `ringlet-peer received ${summary.data_frames_received} data-channel frames, wanted >= ${MIN_FRAMES}${diag()}`,
     );
     assert.equal(peer.exit()?.code, 0, `ringlet-peer exited ${JSON.stringify(peer.exit())}${diag()}`);
   }

@@ -234,7 +234,7 @@ export function startPeer(bin, { server, room, peerId, duration, iceCheckMs, ext
     /** The latest frames-received figure: the summary's, else the last stats line's. */
     framesReceived() {
       const s = peer.find('summary') ?? peer.last('stats');
-      return s ? s.video_frames_received : 0;
+      return s ? s.data_frames_received : 0;
     },
     /** SIGINT (a clean hang-up), SIGKILL if it does not exit in `ms`. */
     async stop(ms = 8000) {

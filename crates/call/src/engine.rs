@@ -17,6 +17,8 @@ use webrtc::peer_connection::{
 
 use crate::congestion::{ReportingEstimator, TargetBitrate};
 use crate::control::DataMessage;
+use crate::video::{KeyframeRequests, VideoFrame, VideoSender};
+use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use crate::negotiation::{CandidateAction, DescriptionAction, Negotiator};
 use crate::signaling::{SignalEvent, Signaling, SignalingConfig};
 
@@ -76,6 +78,9 @@ pub enum CallEvent {
     Frame { n: u64, ts_us: u64 },
     /// A data-channel message that is none of the above.
     Data(String),
+    /// The peer (or our own send path) needs a keyframe: force one on the
+    /// encoder's next frame.
+    KeyframeRequested,
     IceRestart,
     /// An offer/answer exchange completed: signaling state is stable.
     Negotiated,
@@ -116,6 +121,8 @@ pub struct CallStats {
 #[derive(Clone)]
 pub struct Call {
     cmd: mpsc::UnboundedSender<Command>,
+    video: VideoSender,
+    remote_video: Arc<std::sync::Mutex<Option<mpsc::Receiver<VideoFrame>>>>,
 }
 
 impl Call {
@@ -125,6 +132,11 @@ impl Call {
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let (signaling, sig_rx) = Signaling::start(config.signaling.clone());
         let (pc_tx, pc_rx) = mpsc::unbounded_channel();
+        let (video, video_rx) = VideoSender::channel();
+        let (remote_tx, remote_rx) = mpsc::channel(crate::video::RECEIVE_QUEUE);
+        let (target_tx, target_rx) = tokio::sync::watch::channel(None);
+        let (keyframe_tx, keyframe_rx) = mpsc::unbounded_channel();
+        crate::video::spawn_writer(video_rx, target_rx, keyframe_tx.clone());
         let actor = Actor {
             config,
             signaling,
@@ -137,9 +149,25 @@ impl Call {
             stats: CallStats::default(),
             media: None,
             target: None,
+            video_target: target_tx,
+            keyframe_tx,
+            remote_video: remote_tx,
         };
-        tokio::spawn(actor.run(sig_rx, pc_rx, cmd_rx));
-        (Call { cmd }, ev_rx)
+        tokio::spawn(actor.run(sig_rx, pc_rx, cmd_rx, keyframe_rx));
+        let remote_video = Arc::new(std::sync::Mutex::new(Some(remote_rx)));
+        (Call { cmd, video, remote_video }, ev_rx)
+    }
+
+    /// Where to put encoded VP8 frames for the peer. Never blocks.
+    pub fn video(&self) -> VideoSender {
+        self.video.clone()
+    }
+
+    /// The peer's VP8 frames, depacketized, for the app to decode (bounded:
+    /// the oldest are dropped, and a keyframe requested, if it falls
+    /// behind). Can be taken once.
+    pub fn take_remote_video(&self) -> Option<mpsc::Receiver<VideoFrame>> {
+        self.remote_video.lock().ok()?.take()
     }
 
     /// Sends raw text over the data channel.
@@ -186,6 +214,7 @@ enum PcEvent {
     Ice(RTCIceConnectionState),
     State(RTCPeerConnectionState),
     DataChannel(Arc<dyn DataChannel>),
+    Track(Arc<dyn webrtc::media_stream::track_remote::TrackRemote>),
     DataOpen,
     Data(String),
 }
@@ -221,6 +250,9 @@ impl PeerConnectionEventHandler for Handler {
     async fn on_data_channel(&self, dc: Arc<dyn DataChannel>) {
         self.send(PcEvent::DataChannel(dc));
     }
+    async fn on_track(&self, track: Arc<dyn webrtc::media_stream::track_remote::TrackRemote>) {
+        self.send(PcEvent::Track(track));
+    }
 }
 
 struct Session {
@@ -235,6 +267,8 @@ struct Session {
     ice_restart: bool,
     /// Set once the data channel is open (stops the driver kicks).
     data_open: Arc<std::sync::atomic::AtomicBool>,
+    /// Our video track and its sender (for the negotiated payload type).
+    video: (Arc<TrackLocalStaticSample>, u32, Arc<dyn webrtc::rtp_transceiver::RtpSender>),
 }
 
 struct Actor {
@@ -251,6 +285,10 @@ struct Actor {
     media: Option<(bool, bool)>,
     /// The congestion controller's target for the current session.
     target: Option<TargetBitrate>,
+    /// Where the video writer sends frames (the current session's track).
+    video_target: tokio::sync::watch::Sender<Option<crate::video::Target>>,
+    keyframe_tx: mpsc::UnboundedSender<()>,
+    remote_video: mpsc::Sender<VideoFrame>,
 }
 
 fn to_rtc(d: &SessionDescription) -> Result<RTCSessionDescription, String> {
@@ -292,6 +330,7 @@ impl Actor {
         mut sig_rx: mpsc::UnboundedReceiver<SignalEvent>,
         mut pc_rx: mpsc::UnboundedReceiver<(u64, PcEvent)>,
         mut cmd_rx: mpsc::UnboundedReceiver<Command>,
+        mut keyframe_rx: mpsc::UnboundedReceiver<()>,
     ) {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         loop {
@@ -335,6 +374,10 @@ impl Actor {
                     }
                 },
                 _ = tick.tick() => self.check_ice().await,
+                Some(()) = keyframe_rx.recv() => {
+                    while keyframe_rx.try_recv().is_ok() {}
+                    self.emit(CallEvent::KeyframeRequested);
+                }
             }
         }
     }
@@ -421,6 +464,7 @@ impl Actor {
         )
         .map_err(|e| format!("congestion control: {e}"))?;
         self.target = Some(target);
+        let registry = registry.with(rtc::interceptor::Slot::from(14_000), KeyframeRequests::default());
         let setting = SettingEngineBuilder::new()
             // Answer as DTLS server: interoperates with Chromium and avoids
             // two rtc-core bugs of the client role (a ClientHello held for
@@ -465,6 +509,12 @@ impl Actor {
             .map_err(|e| format!("cannot create the peer connection: {e}"))?;
         let pc: Arc<dyn PeerConnection> = Arc::new(pc);
         self.stats = CallStats { rejoins: self.stats.rejoins, ..CallStats::default() };
+        let (track, ssrc) = crate::video::local_track()?;
+        let sender = pc
+            .add_track(track.clone() as Arc<dyn webrtc::media_stream::track_local::TrackLocal>)
+            .await
+            .map_err(|e| format!("add video track: {e}"))?;
+        crate::video::spawn_feedback_reader(track.clone(), self.keyframe_tx.clone());
         let mut session = Session {
             generation,
             pc: pc.clone(),
@@ -474,6 +524,7 @@ impl Actor {
             renegotiate: false,
             ice_restart: false,
             data_open: Arc::default(),
+            video: (track, ssrc, sender),
         };
         if offerer {
             // The data channel is what makes the first offer; media tracks
@@ -546,6 +597,7 @@ impl Actor {
                     self.stats.answers_sent += 1;
                 }
                 self.emit(CallEvent::Negotiated);
+                self.publish_video_target().await;
                 self.maybe_offer().await
             }
             DescriptionAction::IgnoreCollision => {
@@ -658,6 +710,9 @@ impl Actor {
                     self.watch_data_channel(generation, dc);
                 }
             }
+            PcEvent::Track(track) => {
+                crate::video::spawn_reader(track, self.remote_video.clone());
+            }
             PcEvent::DataOpen => {
                 if let Some(s) = &self.session {
                     s.data_open.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -739,7 +794,27 @@ impl Actor {
         }
     }
 
+    /// Points the video writer at this session's track with the payload
+    /// type the negotiation settled on (never a hard-coded one).
+    async fn publish_video_target(&mut self) {
+        let Some(s) = &self.session else { return };
+        let (track, ssrc, sender) = &s.video;
+        let pt = match sender.get_parameters().await {
+            Ok(p) => p.rtp_parameters.codecs.first().map(|c| c.payload_type),
+            Err(e) => {
+                tracing::debug!(error = %e, "no sender parameters yet");
+                None
+            }
+        };
+        let Some(payload_type) = pt else { return };
+        let changed = self.video_target.borrow().as_ref().is_none_or(|t| t.ssrc != *ssrc || t.payload_type != payload_type);
+        if changed {
+            self.video_target.send_replace(Some(crate::video::Target { track: track.clone(), ssrc: *ssrc, payload_type }));
+        }
+    }
+
     async fn close_session(&mut self) {
+        self.video_target.send_replace(None);
         if let Some(s) = self.session.take() {
             let _ = s.pc.close().await;
         }

@@ -27,7 +27,9 @@ pub mod control;
 pub mod engine;
 pub mod negotiation;
 pub mod signaling;
+pub mod video;
 
 pub use control::DataMessage;
 pub use engine::{Call, CallConfig, CallEvent, CallStats};
 pub use signaling::{SignalEvent, Signaling, SignalingConfig};
+pub use video::{VideoFrame, VideoSender};

@@ -1,15 +1,21 @@
 //! `ringlet-peer`: a headless Ringlet peer for tests, benchmarks and bots.
 //!
-//! Until the media crate lands, `--video synthetic` sends "frames" as
-//! data-channel heartbeats at 30 per second (each carrying a counter and a
-//! send timestamp) and counts the ones received; `camera`, `mic` and the
-//! real codecs come with the media issue.
+//! `--video synthetic` sends the media crate's test pattern at 1280×720,
+//! 30 fps, as real VP8 (libvpx, at the congestion controller's target), and
+//! decodes what it receives; each decoded frame's stamp gives its one-way
+//! latency. The data channel carries 30 test frames a second too (counted
+//! apart), so a browser page without media can prove the channel.
+//! `camera`, `mic` and Opus come with the rest of the media crate.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
-use ringlet_call::{Call, CallConfig, CallEvent, DataMessage, SignalingConfig};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+use ringlet_call::{Call, CallConfig, CallEvent, DataMessage, SignalingConfig, VideoFrame};
+use ringlet_media::{read_stamp, EncodeJob, EncoderConfig, EncoderThread, TestPattern, Vp8Decoder};
 use ringlet_proto::{PeerId, RoomId};
 use serde_json::{json, Value};
 
@@ -63,11 +69,64 @@ struct Stats {
     connected: bool,
     both_in_room: Option<Instant>,
     setup_ms: Option<f64>,
-    frames_sent: u64,
-    frames_received: u64,
+    data_frames_sent: u64,
+    data_frames_received: u64,
     audio_received: u64,
     reconnects: u64,
-    last_seq: Option<u64>,
+}
+
+/// What the decoder thread learns.
+#[derive(Default)]
+struct Received {
+    decoded: AtomicU64,
+    decode_errors: AtomicU64,
+    first_at: Mutex<Option<Instant>>,
+    /// One-way latencies (capture stamp → decoded), microseconds.
+    latencies_us: Mutex<Vec<u64>>,
+}
+
+/// Decodes the peer's frames on a thread of its own (libvpx contexts stay
+/// on one thread), reading each frame's stamp.
+fn spawn_decoder(mut frames: tokio::sync::mpsc::Receiver<VideoFrame>, rx: Arc<Received>, out: Out) {
+    std::thread::spawn(move || {
+        let mut dec = match Vp8Decoder::new() {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "no VP8 decoder");
+                return;
+            }
+        };
+        while let Some(f) = frames.blocking_recv() {
+            match dec.decode(&f.data) {
+                Ok(Some(img)) => {
+                    if rx.decoded.fetch_add(1, Relaxed) == 0 {
+                        *rx.first_at.lock().unwrap() = Some(Instant::now());
+                        out.event("first_remote_frame", json!({"stamp": read_stamp(&img).map(|s| s.frame)}));
+                    }
+                    if let Some(stamp) = read_stamp(&img) {
+                        let now = now_us() as u64;
+                        if let Ok(mut l) = rx.latencies_us.lock() {
+                            if l.len() < 100_000 {
+                                l.push(now.saturating_sub(stamp.captured_us));
+                            }
+                        }
+                    }
+                }
+                Ok(None) => {}
+                Err(_) => {
+                    rx.decode_errors.fetch_add(1, Relaxed);
+                }
+            }
+        }
+    });
+}
+
+fn percentile(v: &mut [u64], p: f64) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_unstable();
+    Some(v[((v.len() as f64 * p) as usize).min(v.len() - 1)] as f64 / 1000.0)
 }
 
 fn now_us() -> u128 {
@@ -123,6 +182,28 @@ async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> 
     let (call, mut events) = Call::start(config);
     let mut stats = Stats::default();
     let sending = args.video == VideoSource::Synthetic;
+    let received = Arc::new(Received::default());
+    if let Some(remote) = call.take_remote_video() {
+        spawn_decoder(remote, Arc::clone(&received), Out { json: out.json, t0: out.t0 });
+    }
+    // The encoder: the pattern goes in at 30 fps, VP8 comes out to the call.
+    let keyframe = Arc::new(AtomicBool::new(true));
+    let video_sent = Arc::new(AtomicU64::new(0));
+    let encoder = if sending {
+        let (sink, sent) = (call.video(), Arc::clone(&video_sent));
+        Some(
+            EncoderThread::spawn(EncoderConfig::hd(), move |f| {
+                if sink.send(VideoFrame { data: f.data.into(), keyframe: f.keyframe }) {
+                    sent.fetch_add(1, Relaxed);
+                }
+            })
+            .context("starting the VP8 encoder")?,
+        )
+    } else {
+        None
+    };
+    let mut pattern = TestPattern::new(1280, 720);
+    let mut video_tick = tokio::time::interval(Duration::from_micros(33_333));
     let mut frame_tick = tokio::time::interval(Duration::from_micros(33_333));
     let mut stats_tick = tokio::time::interval(Duration::from_secs(1));
     let mut data_open = false;
@@ -170,7 +251,8 @@ async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> 
                         data_open = true;
                         out.event("data_open", json!({}));
                     }
-                    CallEvent::Frame { n, .. } => on_frame(&out, &mut stats, n),
+                    CallEvent::Frame { .. } => stats.data_frames_received += 1,
+                    CallEvent::KeyframeRequested => keyframe.store(true, Relaxed),
                     CallEvent::Chat(text) => out.event("chat", json!({"text": text})),
                     CallEvent::RemoteMedia { audio_muted, video_muted } => out.event("remote_media", json!({"audio_muted": audio_muted, "video_muted": video_muted})),
                     CallEvent::RemoteHangup => {
@@ -184,30 +266,48 @@ async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> 
                 }
             }
             _ = frame_tick.tick(), if sending && data_open => {
-                let n = stats.frames_sent;
+                let n = stats.data_frames_sent;
                 call.send_message(&DataMessage::Frame { n, ts_us: now_us() as u64 });
-                stats.frames_sent += 1;
+                stats.data_frames_sent += 1;
+            }
+            _ = video_tick.tick(), if encoder.is_some() && stats.connected => {
+                let (frame, _) = pattern.next_frame();
+                let kbps = call.stats().await.map(|s| (s.target_bitrate_bps / 1000) as u32).filter(|k| *k > 0);
+                if let Some(enc) = &encoder {
+                    enc.submit(EncodeJob { frame, keyframe: keyframe.swap(false, Relaxed), bitrate_kbps: kbps });
+                }
             }
             _ = stats_tick.tick() => {
                 out.event("stats", json!({
                     "connected": stats.connected,
-                    "video_frames_sent": stats.frames_sent,
-                    "video_frames_received": stats.frames_received,
+                    "video_frames_sent": video_sent.load(Relaxed),
+                    "video_frames_received": received.decoded.load(Relaxed),
+                    "data_frames_received": stats.data_frames_received,
                     "reconnects": stats.reconnects,
                 }));
             }
         }
     }
     call.hangup().await;
+    if let Some(enc) = encoder {
+        let _ = tokio::task::spawn_blocking(move || enc.finish()).await;
+    }
+    if let (Some(t), Some(first)) = (stats.both_in_room, *received.first_at.lock().unwrap()) {
+        stats.setup_ms = Some((first.saturating_duration_since(t).as_secs_f64() * 1e4).round() / 10.0);
+    }
+    let mut lat = received.latencies_us.lock().unwrap().clone();
     let summary = json!({
         "event": "summary",
         "connected": stats.connected,
         "setup_ms": stats.setup_ms,
-        "video_frames_sent": stats.frames_sent,
-        "video_frames_received": stats.frames_received,
+        "video_frames_sent": video_sent.load(Relaxed),
+        "video_frames_received": received.decoded.load(Relaxed),
+        "video_decode_errors": received.decode_errors.load(Relaxed),
+        "latency_ms": {"p50": percentile(&mut lat, 0.5), "p95": percentile(&mut lat, 0.95)},
+        "data_frames_sent": stats.data_frames_sent,
+        "data_frames_received": stats.data_frames_received,
         "audio_frames_received": stats.audio_received,
         "reconnects": stats.reconnects,
-        "media": "data-channel heartbeat (real VP8/Opus arrive with the media crate)",
     });
     if args.json {
         println!("{summary}");
@@ -217,13 +317,3 @@ async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> 
     Ok(stats.connected)
 }
 
-fn on_frame(out: &Out, stats: &mut Stats, n: u64) {
-    stats.frames_received += 1;
-    if stats.frames_received == 1 {
-        if let Some(t) = stats.both_in_room {
-            stats.setup_ms = Some((t.elapsed().as_secs_f64() * 1e4).round() / 10.0);
-        }
-        out.event("first_remote_frame", json!({"n": n, "setup_ms": stats.setup_ms}));
-    }
-    stats.last_seq = Some(n);
-}

@@ -1,0 +1,230 @@
+//! The call's video path on the RTP side: encoded VP8 frames in from the
+//! app, out to the peer; the peer's RTP depacketized back into frames; and
+//! keyframe requests (PLI) both ways. Encoding and decoding are the media
+//! crate's business; this module moves encoded frames.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
+use rtc::media::io::sample_builder::SampleBuilder;
+use rtc::media::Sample;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::media_engine::MIME_TYPE_VP8;
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp::codec::vp8::Vp8Packet;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use rtc::sansio::Protocol;
+use tokio::sync::{mpsc, watch};
+use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+
+/// One encoded VP8 frame.
+#[derive(Debug, Clone)]
+pub struct VideoFrame {
+    pub data: Bytes,
+    pub keyframe: bool,
+}
+
+/// Frames the app may queue toward the peer before the oldest is dropped
+/// (a slow network must not grow memory; the encoder follows the
+/// congestion controller's target anyway).
+pub const SEND_QUEUE: usize = 8;
+/// Received frames held for the app before the oldest is dropped.
+pub const RECEIVE_QUEUE: usize = 30;
+
+/// Where the current session wants video written.
+#[derive(Clone)]
+pub(crate) struct Target {
+    pub track: Arc<TrackLocalStaticSample>,
+    pub ssrc: u32,
+    pub payload_type: u8,
+}
+
+/// The app's handle for sending video. Never blocks.
+#[derive(Clone)]
+pub struct VideoSender {
+    tx: mpsc::Sender<VideoFrame>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl VideoSender {
+    pub(crate) fn channel() -> (Self, mpsc::Receiver<VideoFrame>) {
+        let (tx, rx) = mpsc::channel(SEND_QUEUE);
+        (VideoSender { tx, dropped: Arc::default() }, rx)
+    }
+
+    /// Queues a frame for the peer; `false` if the queue was full and the
+    /// frame dropped (ask the encoder for a keyframe next).
+    pub fn send(&self, frame: VideoFrame) -> bool {
+        match self.tx.try_send(frame) {
+            Ok(()) => true,
+            Err(_) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// A VP8 track for one session, with a fresh SSRC.
+pub(crate) fn local_track() -> Result<(Arc<TrackLocalStaticSample>, u32), String> {
+    let ssrc = rand::random::<u32>();
+    let codec = RTCRtpCodec { mime_type: MIME_TYPE_VP8.to_owned(), clock_rate: 90_000, ..Default::default() };
+    let track = MediaStreamTrack::new(
+        "ringlet".to_owned(),
+        "ringlet-video".to_owned(),
+        "camera".to_owned(),
+        RtpCodecKind::Video,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+            codec,
+            ..Default::default()
+        }],
+    );
+    let track = TrackLocalStaticSample::new(Instant::now(), track).map_err(|e| format!("video track: {e}"))?;
+    Ok((Arc::new(track), ssrc))
+}
+
+/// The engine-wide writer: takes the app's frames and writes them to
+/// whichever session's track is current. Frames with no session are
+/// dropped; after a session change the first frame written must be a
+/// keyframe, so it waits for one (and asks for it).
+pub(crate) fn spawn_writer(
+    mut frames: mpsc::Receiver<VideoFrame>,
+    mut target: watch::Receiver<Option<Target>>,
+    keyframe_wanted: mpsc::UnboundedSender<()>,
+) {
+    tokio::spawn(async move {
+        let mut need_key = true;
+        while let Some(frame) = frames.recv().await {
+            if target.has_changed().unwrap_or(false) {
+                target.mark_unchanged();
+                need_key = true;
+            }
+            let Some(t) = target.borrow().clone() else { continue };
+            if need_key && !frame.keyframe {
+                let _ = keyframe_wanted.send(());
+                continue;
+            }
+            need_key = false;
+            let sample = Sample {
+                data: frame.data,
+                duration: Duration::from_micros(33_333),
+                ..Sample::new(Instant::now())
+            };
+            if let Err(e) = t.track.write_sample(t.ssrc, t.payload_type, &sample, &[]).await {
+                tracing::debug!(error = %e, "video write failed");
+            }
+        }
+    });
+}
+
+/// Watches a local track for the peer's keyframe requests.
+pub(crate) fn spawn_feedback_reader(track: Arc<TrackLocalStaticSample>, keyframe_wanted: mpsc::UnboundedSender<()>) {
+    tokio::spawn(async move {
+        while let Some(e) = track.poll().await {
+            if let TrackLocalEvent::OnRtcpPacket(packets) = e {
+                if packets.iter().any(|p| is_keyframe_request(p.as_ref())) {
+                    let _ = keyframe_wanted.send(());
+                }
+            }
+        }
+    });
+}
+
+/// Depacketizes the peer's VP8 into frames for the app, asking for a
+/// keyframe when the track opens and whenever frames were lost or dropped.
+pub(crate) fn spawn_reader(track: Arc<dyn TrackRemote>, out: mpsc::Sender<VideoFrame>) {
+    tokio::spawn(async move {
+        let ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
+        let pli = |t: Arc<dyn TrackRemote>| async move {
+            let _ = t.write_rtcp(vec![Box::new(PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc })]).await;
+        };
+        // The first frames may have been sent before we could decode them.
+        pli(track.clone()).await;
+        let mut builder = SampleBuilder::new(128, Vp8Packet::default(), 90_000);
+        let mut last_pli = Instant::now();
+        while let Some(e) = track.poll().await {
+            match e {
+                TrackRemoteEvent::OnRtpPacket(p) => {
+                    builder.push(Instant::now(), p);
+                    while let Some(s) = builder.pop(Instant::now()) {
+                        // VP8 payload header: bit 0 of the first byte is 0 on a keyframe.
+                        let keyframe = s.data.first().is_some_and(|b| b & 1 == 0);
+                        let lost = s.prev_dropped_packets > 0;
+                        let full = out.try_send(VideoFrame { data: s.data, keyframe }).is_err();
+                        if (lost || full) && last_pli.elapsed() > Duration::from_millis(300) {
+                            last_pli = Instant::now();
+                            pli(track.clone()).await;
+                        }
+                    }
+                }
+                TrackRemoteEvent::OnEnded => break,
+                _ => {}
+            }
+        }
+    });
+}
+
+fn is_keyframe_request(p: &dyn rtc::rtcp::Packet) -> bool {
+    p.as_any().is::<PictureLossIndication>() || p.as_any().is::<FullIntraRequest>()
+}
+
+/// An interceptor that hands inbound keyframe requests (PLI, FIR) to the
+/// application: by default inbound RTCP ends inside the interceptor chain.
+#[derive(Default)]
+pub(crate) struct KeyframeRequests {
+    reads: VecDeque<TaggedPacket>,
+    writes: VecDeque<TaggedPacket>,
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        // Everything passes on unchanged (later interceptors need their
+        // reports); a compound packet with a PLI or FIR is also marked for
+        // the application.
+        if let Packet::Rtcp(packets) = &msg.message.packet {
+            if packets.iter().any(|p| is_keyframe_request(p.as_ref())) {
+                msg.message.add(Attribute::DeliverToApplication);
+            }
+        }
+        self.reads.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.reads.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.writes.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.writes.pop_front()
+    }
+}
+
+impl Interceptor for KeyframeRequests {
+    fn bind_local_stream(&mut self, _: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _: &StreamInfo) {}
+}
