@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
-use rtc::media::io::sample_builder::SampleBuilder;
 use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_VP8;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::codec::vp8::Vp8Packet;
+use rtc::rtp::packetizer::Depacketizer;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
 use rtc::sansio::Protocol;
 use tokio::sync::{mpsc, watch};
@@ -142,6 +142,60 @@ pub(crate) fn spawn_feedback_reader(track: Arc<TrackLocalStaticSample>, keyframe
     });
 }
 
+/// Reassembles VP8 frames from RTP as soon as their last packet (the one
+/// with the marker bit) arrives. The library's `SampleBuilder` instead
+/// waits for the *next* frame's first packet, holding every frame back one
+/// frame interval (33 ms at 30 fps). A frame with a gap in its sequence
+/// numbers, or whose end never came, is dropped and reported as a loss.
+#[derive(Default)]
+pub(crate) struct FrameAssembler {
+    depacketizer: Vp8Packet,
+    timestamp: Option<u32>,
+    next_seq: Option<u16>,
+    data: Vec<u8>,
+    broken: bool,
+}
+
+/// What one packet completed.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Assembled {
+    Nothing,
+    Frame(Bytes),
+    /// A frame was lost (gap, missing start or end).
+    Lost,
+}
+
+impl FrameAssembler {
+    pub(crate) fn push(&mut self, seq: u16, timestamp: u32, marker: bool, payload: &Bytes) -> Assembled {
+        let mut lost = false;
+        if self.timestamp != Some(timestamp) {
+            // A new frame. The previous one never saw its marker: lost.
+            if self.timestamp.is_some() && !self.data.is_empty() {
+                lost = true;
+            }
+            self.timestamp = Some(timestamp);
+            self.data.clear();
+            self.broken = !self.depacketizer.is_partition_head(payload);
+        } else if self.next_seq != Some(seq) {
+            self.broken = true;
+        }
+        self.next_seq = Some(seq.wrapping_add(1));
+        match self.depacketizer.depacketize(payload) {
+            Ok(part) => self.data.extend_from_slice(&part),
+            Err(_) => self.broken = true,
+        }
+        if marker {
+            let frame = std::mem::take(&mut self.data);
+            self.timestamp = None;
+            if self.broken {
+                return Assembled::Lost;
+            }
+            return Assembled::Frame(Bytes::from(frame));
+        }
+        if lost { Assembled::Lost } else { Assembled::Nothing }
+    }
+}
+
 /// Depacketizes the peer's VP8 into frames for the app, asking for a
 /// keyframe when the track opens and whenever frames were lost or dropped.
 pub(crate) fn spawn_reader(track: Arc<dyn TrackRemote>, out: mpsc::Sender<VideoFrame>) {
@@ -152,21 +206,35 @@ pub(crate) fn spawn_reader(track: Arc<dyn TrackRemote>, out: mpsc::Sender<VideoF
         };
         // The first frames may have been sent before we could decode them.
         pli(track.clone()).await;
-        let mut builder = SampleBuilder::new(128, Vp8Packet::default(), 90_000);
+        let mut assembler = FrameAssembler::default();
         let mut last_pli = Instant::now();
+        let mut need_key = true;
         while let Some(e) = track.poll().await {
             match e {
                 TrackRemoteEvent::OnRtpPacket(p) => {
-                    builder.push(Instant::now(), p);
-                    while let Some(s) = builder.pop(Instant::now()) {
-                        // VP8 payload header: bit 0 of the first byte is 0 on a keyframe.
-                        let keyframe = s.data.first().is_some_and(|b| b & 1 == 0);
-                        let lost = s.prev_dropped_packets > 0;
-                        let full = out.try_send(VideoFrame { data: s.data, keyframe }).is_err();
-                        if (lost || full) && last_pli.elapsed() > Duration::from_millis(300) {
-                            last_pli = Instant::now();
-                            pli(track.clone()).await;
+                    let h = &p.header;
+                    let trouble = match assembler.push(h.sequence_number, h.timestamp, h.marker, &p.payload) {
+                        Assembled::Nothing => false,
+                        Assembled::Lost => {
+                            need_key = true;
+                            true
                         }
+                        Assembled::Frame(data) => {
+                            // VP8 payload header: bit 0 of the first byte is 0 on a keyframe.
+                            let keyframe = data.first().is_some_and(|b| b & 1 == 0);
+                            if need_key && !keyframe {
+                                true // undecodable until a keyframe comes
+                            } else {
+                                need_key = false;
+                                let full = out.try_send(VideoFrame { data, keyframe }).is_err();
+                                need_key |= full;
+                                full
+                            }
+                        }
+                    };
+                    if trouble && last_pli.elapsed() > Duration::from_millis(300) {
+                        last_pli = Instant::now();
+                        pli(track.clone()).await;
                     }
                 }
                 TrackRemoteEvent::OnEnded => break,
@@ -227,4 +295,42 @@ impl Interceptor for KeyframeRequests {
     fn unbind_local_stream(&mut self, _: &StreamInfo) {}
     fn bind_remote_stream(&mut self, _: &StreamInfo) {}
     fn unbind_remote_stream(&mut self, _: &StreamInfo) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A VP8 RTP payload: a one-byte descriptor (S bit on the first packet
+    /// of a frame) and the data (the depacketizer wants 4 bytes at least).
+    fn payload(start: bool, data: &[u8]) -> Bytes {
+        let mut v = vec![if start { 0x10 } else { 0x00 }];
+        v.extend_from_slice(data);
+        Bytes::from(v)
+    }
+
+    #[test]
+    fn a_frame_is_out_on_its_marker() {
+        let mut a = FrameAssembler::default();
+        assert_eq!(a.push(1, 100, false, &payload(true, b"aaaa")), Assembled::Nothing);
+        assert_eq!(a.push(2, 100, true, &payload(false, b"cccc")), Assembled::Frame(Bytes::from_static(b"aaaacccc")));
+        assert_eq!(a.push(3, 200, true, &payload(true, b"eeee")), Assembled::Frame(Bytes::from_static(b"eeee")));
+    }
+
+    #[test]
+    fn a_gap_loses_the_frame_and_the_next_one_is_fine() {
+        let mut a = FrameAssembler::default();
+        a.push(1, 100, false, &payload(true, b"aaaa"));
+        assert_eq!(a.push(3, 100, true, &payload(false, b"eeee")), Assembled::Lost);
+        assert_eq!(a.push(4, 200, true, &payload(true, b"gggg")), Assembled::Frame(Bytes::from_static(b"gggg")));
+    }
+
+    #[test]
+    fn a_frame_without_its_start_or_end_is_lost() {
+        let mut a = FrameAssembler::default();
+        assert_eq!(a.push(5, 100, true, &payload(false, b"xxxx")), Assembled::Lost, "no start");
+        a.push(6, 200, false, &payload(true, b"aaaa"));
+        assert_eq!(a.push(7, 300, false, &payload(true, b"cccc")), Assembled::Lost, "the marker of 200 never came");
+        assert_eq!(a.push(8, 300, true, &payload(false, b"eeee")), Assembled::Frame(Bytes::from_static(b"cccceeee")));
+    }
 }
