@@ -17,6 +17,7 @@ use webrtc::peer_connection::{
 
 use crate::congestion::{ReportingEstimator, TargetBitrate};
 use crate::control::DataMessage;
+use crate::audio::{AudioPacket, AudioSender};
 use crate::video::{KeyframeRequests, VideoFrame, VideoSender};
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use crate::negotiation::{CandidateAction, DescriptionAction, Negotiator};
@@ -121,6 +122,8 @@ pub struct CallStats {
 #[derive(Clone)]
 pub struct Call {
     cmd: mpsc::UnboundedSender<Command>,
+    audio: AudioSender,
+    remote_audio: Arc<std::sync::Mutex<Option<mpsc::Receiver<AudioPacket>>>>,
     video: VideoSender,
     remote_video: Arc<std::sync::Mutex<Option<mpsc::Receiver<VideoFrame>>>>,
 }
@@ -137,6 +140,10 @@ impl Call {
         let (target_tx, target_rx) = tokio::sync::watch::channel(None);
         let (keyframe_tx, keyframe_rx) = mpsc::unbounded_channel();
         crate::video::spawn_writer(video_rx, target_rx, keyframe_tx.clone());
+        let (audio, audio_rx) = AudioSender::channel();
+        let (remote_audio_tx, remote_audio_rx) = mpsc::channel(crate::audio::RECEIVE_QUEUE);
+        let (audio_target_tx, audio_target_rx) = tokio::sync::watch::channel(None);
+        crate::audio::spawn_writer(audio_rx, audio_target_rx);
         let actor = Actor {
             config,
             signaling,
@@ -152,10 +159,24 @@ impl Call {
             video_target: target_tx,
             keyframe_tx,
             remote_video: remote_tx,
+            audio_target: audio_target_tx,
+            remote_audio: remote_audio_tx,
         };
         tokio::spawn(actor.run(sig_rx, pc_rx, cmd_rx, keyframe_rx));
         let remote_video = Arc::new(std::sync::Mutex::new(Some(remote_rx)));
-        (Call { cmd, video, remote_video }, ev_rx)
+        let remote_audio = Arc::new(std::sync::Mutex::new(Some(remote_audio_rx)));
+        (Call { cmd, audio, remote_audio, video, remote_video }, ev_rx)
+    }
+
+    /// Where to put Opus packets (20 ms each) for the peer. Never blocks.
+    pub fn audio(&self) -> AudioSender {
+        self.audio.clone()
+    }
+
+    /// The peer's Opus packets with their RTP sequence numbers (bounded).
+    /// Can be taken once.
+    pub fn take_remote_audio(&self) -> Option<mpsc::Receiver<AudioPacket>> {
+        self.remote_audio.lock().ok()?.take()
     }
 
     /// Where to put encoded VP8 frames for the peer. Never blocks.
@@ -269,6 +290,7 @@ struct Session {
     data_open: Arc<std::sync::atomic::AtomicBool>,
     /// Our video track and its sender (for the negotiated payload type).
     video: (Arc<TrackLocalStaticSample>, u32, Arc<dyn webrtc::rtp_transceiver::RtpSender>),
+    audio: (Arc<TrackLocalStaticSample>, u32, Arc<dyn webrtc::rtp_transceiver::RtpSender>),
 }
 
 struct Actor {
@@ -289,6 +311,8 @@ struct Actor {
     video_target: tokio::sync::watch::Sender<Option<crate::video::Target>>,
     keyframe_tx: mpsc::UnboundedSender<()>,
     remote_video: mpsc::Sender<VideoFrame>,
+    audio_target: tokio::sync::watch::Sender<Option<crate::video::Target>>,
+    remote_audio: mpsc::Sender<AudioPacket>,
 }
 
 fn to_rtc(d: &SessionDescription) -> Result<RTCSessionDescription, String> {
@@ -515,6 +539,11 @@ impl Actor {
             .await
             .map_err(|e| format!("add video track: {e}"))?;
         crate::video::spawn_feedback_reader(track.clone(), self.keyframe_tx.clone());
+        let (audio_track, audio_ssrc) = crate::audio::local_track()?;
+        let audio_sender = pc
+            .add_track(audio_track.clone() as Arc<dyn webrtc::media_stream::track_local::TrackLocal>)
+            .await
+            .map_err(|e| format!("add audio track: {e}"))?;
         let mut session = Session {
             generation,
             pc: pc.clone(),
@@ -525,6 +554,7 @@ impl Actor {
             ice_restart: false,
             data_open: Arc::default(),
             video: (track, ssrc, sender),
+            audio: (audio_track, audio_ssrc, audio_sender),
         };
         if offerer {
             // The data channel is what makes the first offer; media tracks
@@ -711,7 +741,11 @@ impl Actor {
                 }
             }
             PcEvent::Track(track) => {
-                crate::video::spawn_reader(track, self.remote_video.clone());
+                if track.kind().await == rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Audio {
+                    crate::audio::spawn_reader(track, self.remote_audio.clone());
+                } else {
+                    crate::video::spawn_reader(track, self.remote_video.clone());
+                }
             }
             PcEvent::DataOpen => {
                 if let Some(s) = &self.session {
@@ -798,6 +832,9 @@ impl Actor {
     /// type the negotiation settled on (never a hard-coded one).
     async fn publish_video_target(&mut self) {
         let Some(s) = &self.session else { return };
+        if let Some(t) = negotiated_target(&s.audio).await {
+            self.audio_target.send_replace(Some(t));
+        }
         let (track, ssrc, sender) = &s.video;
         let pt = match sender.get_parameters().await {
             Ok(p) => p.rtp_parameters.codecs.first().map(|c| c.payload_type),
@@ -815,11 +852,20 @@ impl Actor {
 
     async fn close_session(&mut self) {
         self.video_target.send_replace(None);
+        self.audio_target.send_replace(None);
         if let Some(s) = self.session.take() {
             let _ = s.pc.close().await;
         }
         self.disconnected_since = None;
     }
+}
+
+/// The writer target for a track, with the payload type negotiated for it.
+async fn negotiated_target(
+    (track, ssrc, sender): &(Arc<TrackLocalStaticSample>, u32, Arc<dyn webrtc::rtp_transceiver::RtpSender>),
+) -> Option<crate::video::Target> {
+    let payload_type = sender.get_parameters().await.ok()?.rtp_parameters.codecs.first()?.payload_type;
+    Some(crate::video::Target { track: track.clone(), ssrc: *ssrc, payload_type })
 }
 
 /// Works around a webrtc 0.21.1 driver delay: packets queued while the

@@ -22,6 +22,7 @@
 //! # }
 //! ```
 
+pub mod audio;
 pub mod congestion;
 pub mod control;
 pub mod engine;
@@ -29,6 +30,7 @@ pub mod negotiation;
 pub mod signaling;
 pub mod video;
 
+pub use audio::{AudioPacket, AudioSender};
 pub use control::DataMessage;
 pub use engine::{Call, CallConfig, CallEvent, CallStats};
 pub use signaling::{SignalEvent, Signaling, SignalingConfig};

@@ -4,10 +4,12 @@
 //! time into the picture) and VP8 through libvpx with real-time settings.
 //! Capture (nokhwa, cpal), Opus and playback come next.
 
+pub mod audio;
 pub mod frame;
 pub mod synthetic;
 pub mod vp8;
 
+pub use audio::{rms, AudioError, OpusDecoder, OpusEncoder, ToneSource, FRAME_SAMPLES, SAMPLE_RATE};
 pub use frame::I420Frame;
 pub use synthetic::{read_stamp, write_stamp, Stamp, TestPattern};
 pub use vp8::{CodecError, EncodeJob, EncodedFrame, EncoderConfig, EncoderThread, Latest, Vp8Decoder, Vp8Encoder};

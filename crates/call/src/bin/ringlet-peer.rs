@@ -5,7 +5,9 @@
 //! decodes what it receives; each decoded frame's stamp gives its one-way
 //! latency. The data channel carries 30 test frames a second too (counted
 //! apart), so a browser page without media can prove the channel.
-//! `camera`, `mic` and Opus come with the rest of the media crate.
+//! `--audio synthetic` sends a test tone as Opus (20 ms frames, FEC on) and
+//! decodes what it receives, rebuilding or concealing lost packets.
+//! `camera` and `mic` come with the rest of the media crate.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -14,8 +16,10 @@ use clap::{Parser, ValueEnum};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
-use ringlet_call::{Call, CallConfig, CallEvent, DataMessage, SignalingConfig, VideoFrame};
-use ringlet_media::{read_stamp, EncodeJob, EncoderConfig, EncoderThread, TestPattern, Vp8Decoder};
+use ringlet_call::{AudioPacket, Call, CallConfig, CallEvent, DataMessage, SignalingConfig, VideoFrame};
+use ringlet_media::{
+    read_stamp, EncodeJob, EncoderConfig, EncoderThread, OpusDecoder, OpusEncoder, TestPattern, ToneSource, Vp8Decoder,
+};
 use ringlet_proto::{PeerId, RoomId};
 use serde_json::{json, Value};
 
@@ -71,7 +75,6 @@ struct Stats {
     setup_ms: Option<f64>,
     data_frames_sent: u64,
     data_frames_received: u64,
-    audio_received: u64,
     reconnects: u64,
 }
 
@@ -116,6 +119,32 @@ fn spawn_decoder(mut frames: tokio::sync::mpsc::Receiver<VideoFrame>, rx: Arc<Re
                 Err(_) => {
                     rx.decode_errors.fetch_add(1, Relaxed);
                 }
+            }
+        }
+    });
+}
+
+/// Decodes the peer's Opus: a one-packet gap is rebuilt from the next
+/// packet's FEC, longer ones concealed.
+fn spawn_audio_decoder(mut packets: tokio::sync::mpsc::Receiver<AudioPacket>, decoded: Arc<AtomicU64>, concealed: Arc<AtomicU64>) {
+    std::thread::spawn(move || {
+        let Ok(mut dec) = OpusDecoder::new() else { return };
+        let mut expected: Option<u16> = None;
+        while let Some(p) = packets.blocking_recv() {
+            if let Some(e) = expected {
+                let gap = p.seq.wrapping_sub(e);
+                if gap > 0 && gap < 50 {
+                    for i in 0..gap {
+                        let ok = if i + 1 == gap { dec.recover(&p.data).is_ok() } else { dec.decode(None).is_ok() };
+                        if ok {
+                            concealed.fetch_add(1, Relaxed);
+                        }
+                    }
+                }
+            }
+            expected = Some(p.seq.wrapping_add(1));
+            if dec.decode(Some(&p.data)).is_ok() {
+                decoded.fetch_add(1, Relaxed);
             }
         }
     });
@@ -183,6 +212,14 @@ async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> 
     let mut stats = Stats::default();
     let sending = args.video == VideoSource::Synthetic;
     let received = Arc::new(Received::default());
+    let (audio_decoded, audio_concealed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    if let Some(remote) = call.take_remote_audio() {
+        spawn_audio_decoder(remote, Arc::clone(&audio_decoded), Arc::clone(&audio_concealed));
+    }
+    let mut tone = ToneSource::default();
+    let mut opus = if args.audio == AudioSource::Synthetic { Some(OpusEncoder::new(32_000).context("Opus encoder")?) } else { None };
+    let mut audio_sent = 0u64;
+    let mut audio_tick = tokio::time::interval(Duration::from_millis(20));
     if let Some(remote) = call.take_remote_video() {
         spawn_decoder(remote, Arc::clone(&received), Out { json: out.json, t0: out.t0 });
     }
@@ -277,6 +314,15 @@ async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> 
                     enc.submit(EncodeJob { frame, keyframe: keyframe.swap(false, Relaxed), bitrate_kbps: kbps });
                 }
             }
+            _ = audio_tick.tick(), if opus.is_some() && stats.connected => {
+                if let Some(enc) = opus.as_mut() {
+                    if let Ok(data) = enc.encode(&tone.next_frame()) {
+                        if call.audio().send(AudioPacket { data: data.into(), seq: 0 }) {
+                            audio_sent += 1;
+                        }
+                    }
+                }
+            }
             _ = stats_tick.tick() => {
                 out.event("stats", json!({
                     "connected": stats.connected,
@@ -306,7 +352,9 @@ async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> 
         "latency_ms": {"p50": percentile(&mut lat, 0.5), "p95": percentile(&mut lat, 0.95)},
         "data_frames_sent": stats.data_frames_sent,
         "data_frames_received": stats.data_frames_received,
-        "audio_frames_received": stats.audio_received,
+        "audio_frames_sent": audio_sent,
+        "audio_frames_received": audio_decoded.load(Relaxed),
+        "audio_frames_concealed": audio_concealed.load(Relaxed),
         "reconnects": stats.reconnects,
     });
     if args.json {
