@@ -239,8 +239,37 @@ async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> 
     } else {
         None
     };
-    let mut pattern = TestPattern::new(1280, 720);
-    let mut video_tick = tokio::time::interval(Duration::from_micros(33_333));
+    // The camera: paints the pattern at 30 fps on a thread of its own (so
+    // the event loop and the audio clock never wait for it) while the call
+    // is connected.
+    let camera_on = Arc::new(AtomicBool::new(false));
+    let target_kbps = Arc::new(AtomicU64::new(0));
+    let camera = encoder.map(|enc| {
+        let (on, kf, kbps) = (Arc::clone(&camera_on), Arc::clone(&keyframe), Arc::clone(&target_kbps));
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = Arc::clone(&stop);
+        let handle = std::thread::spawn(move || {
+            let mut pattern = TestPattern::new(1280, 720);
+            let period = Duration::from_micros(33_333);
+            let mut next = Instant::now();
+            while !stop2.load(Relaxed) {
+                next += period;
+                if on.load(Relaxed) {
+                    let (frame, _) = pattern.next_frame();
+                    let k = kbps.load(Relaxed) as u32;
+                    enc.submit(EncodeJob { frame, keyframe: kf.swap(false, Relaxed), bitrate_kbps: (k > 0).then_some(k) });
+                }
+                let now = Instant::now();
+                if next > now {
+                    std::thread::sleep(next - now);
+                } else {
+                    next = now;
+                }
+            }
+            enc.finish()
+        });
+        (stop, handle)
+    });
     let mut frame_tick = tokio::time::interval(Duration::from_micros(33_333));
     let mut stats_tick = tokio::time::interval(Duration::from_secs(1));
     let mut data_open = false;
@@ -282,6 +311,7 @@ async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> 
                     CallEvent::Connection(s) => out.event("connection_state", json!({"state": s})),
                     CallEvent::Connected { peer_id } => {
                         stats.connected = true;
+                        camera_on.store(true, Relaxed);
                         out.event("connected", json!({"peer_id": peer_id}));
                     }
                     CallEvent::DataOpen => {
@@ -307,13 +337,6 @@ async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> 
                 call.send_message(&DataMessage::Frame { n, ts_us: now_us() as u64 });
                 stats.data_frames_sent += 1;
             }
-            _ = video_tick.tick(), if encoder.is_some() && stats.connected => {
-                let (frame, _) = pattern.next_frame();
-                let kbps = call.stats().await.map(|s| (s.target_bitrate_bps / 1000) as u32).filter(|k| *k > 0);
-                if let Some(enc) = &encoder {
-                    enc.submit(EncodeJob { frame, keyframe: keyframe.swap(false, Relaxed), bitrate_kbps: kbps });
-                }
-            }
             _ = audio_tick.tick(), if opus.is_some() && stats.connected => {
                 if let Some(enc) = opus.as_mut() {
                     if let Ok(data) = enc.encode(&tone.next_frame()) {
@@ -324,6 +347,9 @@ async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> 
                 }
             }
             _ = stats_tick.tick() => {
+                if let Some(st) = call.stats().await {
+                    target_kbps.store(st.target_bitrate_bps / 1000, Relaxed);
+                }
                 out.event("stats", json!({
                     "connected": stats.connected,
                     "video_frames_sent": video_sent.load(Relaxed),
@@ -335,8 +361,9 @@ async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> 
         }
     }
     call.hangup().await;
-    if let Some(enc) = encoder {
-        let _ = tokio::task::spawn_blocking(move || enc.finish()).await;
+    if let Some((stop, handle)) = camera {
+        stop.store(true, Relaxed);
+        let _ = tokio::task::spawn_blocking(move || handle.join()).await;
     }
     if let (Some(t), Some(first)) = (stats.both_in_room, *received.first_at.lock().unwrap()) {
         stats.setup_ms = Some((first.saturating_duration_since(t).as_secs_f64() * 1e4).round() / 10.0);
