@@ -192,10 +192,13 @@ async fn glare_resolves_every_time() {
 }
 
 /// The signaling server dies 5 s into a call and comes back 4 s later on
-/// the same port: the media path (here the data channel) never stops, and
-/// both peers rejoin.
+/// the same port: media never stops (Opus packets and data-channel messages
+/// keep arriving the whole time), and both peers rejoin.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_restart_mid_call() {
+    use ringlet_call::AudioPacket;
+    use ringlet_media::{OpusEncoder, ToneSource};
+
     let config = Config { listen: "127.0.0.1:0".parse().unwrap(), ..Config::default() };
     let server = Server::bind(config.clone()).await.unwrap();
     let addr = server.local_addr();
@@ -208,14 +211,28 @@ async fn server_restart_mid_call() {
     let (b, mut b_rx) = peer(addr, "restart", "b");
     until(&mut a_rx, "data open", |e| matches!(e, CallEvent::DataOpen)).await;
     until(&mut b_rx, "data open", |e| matches!(e, CallEvent::DataOpen)).await;
+    let mut b_audio = b.take_remote_audio().unwrap();
+    let heard = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = Arc::clone(&heard);
+    tokio::spawn(async move {
+        while b_audio.recv().await.is_some() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
 
-    // A steady stream a → b, 20 per second, the whole time.
+    // A steady stream a → b the whole time: Opus every 20 ms, a data
+    // message every 50 ms.
     let sender = {
         let a = a.clone();
         tokio::spawn(async move {
-            for i in 0..300u32 {
-                a.send(format!("tick {i}"));
-                tokio::time::sleep(Duration::from_millis(50)).await;
+            let (mut tone, mut enc) = (ToneSource::default(), OpusEncoder::new(32_000).unwrap());
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            for i in 0..1000u32 {
+                tick.tick().await;
+                a.audio().send(AudioPacket { data: enc.encode(&tone.next_frame()).unwrap().into(), seq: 0 });
+                if i % 5 == 0 {
+                    a.send(format!("tick {i}"));
+                }
             }
         })
     };
@@ -224,6 +241,7 @@ async fn server_restart_mid_call() {
     running.await.unwrap().unwrap();
     until(&mut b_rx, "signaling lost", |e| matches!(e, CallEvent::SignalingLost(_))).await;
     // While the server is down, the call carries on.
+    let heard_before = heard.load(std::sync::atomic::Ordering::Relaxed);
     let mut during = 0;
     let down_until = tokio::time::Instant::now() + Duration::from_secs(4);
     while let Ok(Some(e)) = tokio::time::timeout_at(down_until, b_rx.recv()).await {
@@ -231,7 +249,9 @@ async fn server_restart_mid_call() {
             during += 1;
         }
     }
-    assert!(during >= 40, "only {during} messages while signaling was down");
+    let heard_during = heard.load(std::sync::atomic::Ordering::Relaxed) - heard_before;
+    assert!(during >= 40, "only {during} data messages while signaling was down");
+    assert!(heard_during >= 150, "only {heard_during} audio packets in 4 s while signaling was down");
     let server = Server::bind(Config { listen: addr, ..config }).await.expect("same port again");
     tokio::spawn(server.run(std::future::pending()));
     until(&mut a_rx, "a rejoined", |e| matches!(e, CallEvent::Joined { rejoin: true, .. })).await;
