@@ -3,20 +3,18 @@
 //! back to the app with their sequence numbers, so it can conceal or
 //! rebuild (FEC) what was lost.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rtc::media::Sample;
-use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
 use tokio::sync::{mpsc, watch};
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
-use crate::video::Target;
+use crate::media_path::{self, MediaSender, Target};
 
 /// One Opus packet (20 ms).
 #[derive(Debug, Clone)]
@@ -32,35 +30,10 @@ pub const SEND_QUEUE: usize = 10;
 pub const RECEIVE_QUEUE: usize = 50;
 
 /// The app's handle for sending audio. Never blocks.
-#[derive(Clone)]
-pub struct AudioSender {
-    tx: mpsc::Sender<AudioPacket>,
-    dropped: Arc<AtomicU64>,
-}
-
-impl AudioSender {
-    pub(crate) fn channel() -> (Self, mpsc::Receiver<AudioPacket>) {
-        let (tx, rx) = mpsc::channel(SEND_QUEUE);
-        (AudioSender { tx, dropped: Arc::default() }, rx)
-    }
-
-    /// Queues a packet; `false` if the queue was full and it was dropped.
-    pub fn send(&self, packet: AudioPacket) -> bool {
-        let ok = self.tx.try_send(packet).is_ok();
-        if !ok {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-        }
-        ok
-    }
-
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
-}
+pub type AudioSender = MediaSender<AudioPacket>;
 
 /// An Opus track for one session, with a fresh SSRC.
 pub(crate) fn local_track() -> Result<(Arc<TrackLocalStaticSample>, u32), String> {
-    let ssrc = rand::random::<u32>();
     let codec = RTCRtpCodec {
         mime_type: MIME_TYPE_OPUS.to_owned(),
         clock_rate: 48_000,
@@ -68,19 +41,7 @@ pub(crate) fn local_track() -> Result<(Arc<TrackLocalStaticSample>, u32), String
         sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
         ..Default::default()
     };
-    let track = MediaStreamTrack::new(
-        "ringlet".to_owned(),
-        "ringlet-audio".to_owned(),
-        "microphone".to_owned(),
-        RtpCodecKind::Audio,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
-            codec,
-            ..Default::default()
-        }],
-    );
-    let track = TrackLocalStaticSample::new(Instant::now(), track).map_err(|e| format!("audio track: {e}"))?;
-    Ok((Arc::new(track), ssrc))
+    media_path::local_track(RtpCodecKind::Audio, codec, "ringlet-audio", "microphone")
 }
 
 /// Writes the app's packets to the current session's audio track.

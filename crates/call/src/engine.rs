@@ -135,12 +135,12 @@ impl Call {
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let (signaling, sig_rx) = Signaling::start(config.signaling.clone());
         let (pc_tx, pc_rx) = mpsc::unbounded_channel();
-        let (video, video_rx) = VideoSender::channel();
+        let (video, video_rx) = VideoSender::channel(crate::video::SEND_QUEUE);
         let (remote_tx, remote_rx) = mpsc::channel(crate::video::RECEIVE_QUEUE);
         let (target_tx, target_rx) = tokio::sync::watch::channel(None);
         let (keyframe_tx, keyframe_rx) = mpsc::unbounded_channel();
         crate::video::spawn_writer(video_rx, target_rx, keyframe_tx.clone());
-        let (audio, audio_rx) = AudioSender::channel();
+        let (audio, audio_rx) = AudioSender::channel(crate::audio::SEND_QUEUE);
         let (remote_audio_tx, remote_audio_rx) = mpsc::channel(crate::audio::RECEIVE_QUEUE);
         let (audio_target_tx, audio_target_rx) = tokio::sync::watch::channel(None);
         crate::audio::spawn_writer(audio_rx, audio_target_rx);
@@ -308,10 +308,10 @@ struct Actor {
     /// The congestion controller's target for the current session.
     target: Option<TargetBitrate>,
     /// Where the video writer sends frames (the current session's track).
-    video_target: tokio::sync::watch::Sender<Option<crate::video::Target>>,
+    video_target: tokio::sync::watch::Sender<Option<crate::media_path::Target>>,
     keyframe_tx: mpsc::UnboundedSender<()>,
     remote_video: mpsc::Sender<VideoFrame>,
-    audio_target: tokio::sync::watch::Sender<Option<crate::video::Target>>,
+    audio_target: tokio::sync::watch::Sender<Option<crate::media_path::Target>>,
     remote_audio: mpsc::Sender<AudioPacket>,
 }
 
@@ -627,7 +627,7 @@ impl Actor {
                     self.stats.answers_sent += 1;
                 }
                 self.emit(CallEvent::Negotiated);
-                self.publish_video_target().await;
+                self.publish_targets().await;
                 self.maybe_offer().await
             }
             DescriptionAction::IgnoreCollision => {
@@ -828,25 +828,19 @@ impl Actor {
         }
     }
 
-    /// Points the video writer at this session's track with the payload
-    /// type the negotiation settled on (never a hard-coded one).
-    async fn publish_video_target(&mut self) {
+    /// Points the writers at this session's tracks with the payload types
+    /// the negotiation settled on (never hard-coded ones).
+    async fn publish_targets(&mut self) {
         let Some(s) = &self.session else { return };
         if let Some(t) = negotiated_target(&s.audio).await {
             self.audio_target.send_replace(Some(t));
         }
-        let (track, ssrc, sender) = &s.video;
-        let pt = match sender.get_parameters().await {
-            Ok(p) => p.rtp_parameters.codecs.first().map(|c| c.payload_type),
-            Err(e) => {
-                tracing::debug!(error = %e, "no sender parameters yet");
-                None
-            }
-        };
-        let Some(payload_type) = pt else { return };
-        let changed = self.video_target.borrow().as_ref().is_none_or(|t| t.ssrc != *ssrc || t.payload_type != payload_type);
+        let Some(t) = negotiated_target(&s.video).await else { return };
+        // The video writer waits for a keyframe after a change: only
+        // announce a real one.
+        let changed = self.video_target.borrow().as_ref().is_none_or(|c| c.ssrc != t.ssrc || c.payload_type != t.payload_type);
         if changed {
-            self.video_target.send_replace(Some(crate::video::Target { track: track.clone(), ssrc: *ssrc, payload_type }));
+            self.video_target.send_replace(Some(t));
         }
     }
 
@@ -863,9 +857,9 @@ impl Actor {
 /// The writer target for a track, with the payload type negotiated for it.
 async fn negotiated_target(
     (track, ssrc, sender): &(Arc<TrackLocalStaticSample>, u32, Arc<dyn webrtc::rtp_transceiver::RtpSender>),
-) -> Option<crate::video::Target> {
+) -> Option<crate::media_path::Target> {
     let payload_type = sender.get_parameters().await.ok()?.rtp_parameters.codecs.first()?.payload_type;
-    Some(crate::video::Target { track: track.clone(), ssrc: *ssrc, payload_type })
+    Some(crate::media_path::Target { track: track.clone(), ssrc: *ssrc, payload_type })
 }
 
 /// Works around a webrtc 0.21.1 driver delay: packets queued while the

@@ -26,12 +26,14 @@ pub mod audio;
 pub mod congestion;
 pub mod control;
 pub mod engine;
+pub mod media_path;
 pub mod negotiation;
 pub mod signaling;
 pub mod video;
 
 pub use audio::{AudioPacket, AudioSender};
 pub use control::DataMessage;
+pub use media_path::MediaSender;
 pub use engine::{Call, CallConfig, CallEvent, CallStats};
 pub use signaling::{SignalEvent, Signaling, SignalingConfig};
 pub use video::{VideoFrame, VideoSender};

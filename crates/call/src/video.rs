@@ -4,25 +4,25 @@
 //! crate's business; this module moves encoded frames.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::media::Sample;
-use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_VP8;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::codec::vp8::Vp8Packet;
 use rtc::rtp::packetizer::Depacketizer;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
 use rtc::sansio::Protocol;
 use tokio::sync::{mpsc, watch};
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+
+use crate::media_path::{self, MediaSender, Target};
 
 /// One encoded VP8 frame.
 #[derive(Debug, Clone)]
@@ -38,61 +38,13 @@ pub const SEND_QUEUE: usize = 8;
 /// Received frames held for the app before the oldest is dropped.
 pub const RECEIVE_QUEUE: usize = 30;
 
-/// Where the current session wants video written.
-#[derive(Clone)]
-pub(crate) struct Target {
-    pub track: Arc<TrackLocalStaticSample>,
-    pub ssrc: u32,
-    pub payload_type: u8,
-}
-
 /// The app's handle for sending video. Never blocks.
-#[derive(Clone)]
-pub struct VideoSender {
-    tx: mpsc::Sender<VideoFrame>,
-    dropped: Arc<AtomicU64>,
-}
-
-impl VideoSender {
-    pub(crate) fn channel() -> (Self, mpsc::Receiver<VideoFrame>) {
-        let (tx, rx) = mpsc::channel(SEND_QUEUE);
-        (VideoSender { tx, dropped: Arc::default() }, rx)
-    }
-
-    /// Queues a frame for the peer; `false` if the queue was full and the
-    /// frame dropped (ask the encoder for a keyframe next).
-    pub fn send(&self, frame: VideoFrame) -> bool {
-        match self.tx.try_send(frame) {
-            Ok(()) => true,
-            Err(_) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                false
-            }
-        }
-    }
-
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
-}
+pub type VideoSender = MediaSender<VideoFrame>;
 
 /// A VP8 track for one session, with a fresh SSRC.
 pub(crate) fn local_track() -> Result<(Arc<TrackLocalStaticSample>, u32), String> {
-    let ssrc = rand::random::<u32>();
     let codec = RTCRtpCodec { mime_type: MIME_TYPE_VP8.to_owned(), clock_rate: 90_000, ..Default::default() };
-    let track = MediaStreamTrack::new(
-        "ringlet".to_owned(),
-        "ringlet-video".to_owned(),
-        "camera".to_owned(),
-        RtpCodecKind::Video,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
-            codec,
-            ..Default::default()
-        }],
-    );
-    let track = TrackLocalStaticSample::new(Instant::now(), track).map_err(|e| format!("video track: {e}"))?;
-    Ok((Arc::new(track), ssrc))
+    media_path::local_track(RtpCodecKind::Video, codec, "ringlet-video", "camera")
 }
 
 /// The engine-wide writer: takes the app's frames and writes them to
