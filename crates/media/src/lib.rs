@@ -5,11 +5,13 @@
 //! Capture (nokhwa, cpal), Opus and playback come next.
 
 pub mod audio;
+pub mod devices;
 pub mod frame;
 pub mod synthetic;
 pub mod vp8;
 
 pub use audio::{rms, AudioError, OpusDecoder, OpusEncoder, ToneSource, FRAME_SAMPLES, SAMPLE_RATE};
+pub use devices::{audio_inputs, audio_outputs, AudioDevice, DeviceError, MicEvent, Microphone};
 pub use frame::I420Frame;
 pub use synthetic::{read_stamp, write_stamp, Stamp, TestPattern};
 pub use vp8::{CodecError, EncodeJob, EncodedFrame, EncoderConfig, EncoderThread, Latest, Vp8Decoder, Vp8Encoder};

@@ -1,0 +1,159 @@
+//! Real audio devices through cpal (ALSA on Linux): enumeration, and a
+//! microphone that delivers 20 ms mono frames at 48 kHz whatever the device
+//! does natively. A missing, busy or vanished device is an error value or
+//! an event, never a panic.
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+
+use crate::audio::{FRAME_SAMPLES, SAMPLE_RATE};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceError {
+    #[error("no audio device named {0:?}")]
+    NotFound(String),
+    #[error("no default {0} device")]
+    NoDefault(&'static str),
+    #[error("audio device: {0}")]
+    Backend(String),
+}
+
+fn backend(e: impl std::fmt::Display) -> DeviceError {
+    DeviceError::Backend(e.to_string())
+}
+
+/// An audio device as a picker shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioDevice {
+    /// Stable identifier to open it by (the ALSA PCM name on Linux).
+    pub id: String,
+    /// What a person reads.
+    pub name: String,
+    pub sample_rate: u32,
+    pub channels: u16,
+}
+
+fn describe(d: &cpal::Device, input: bool) -> Option<AudioDevice> {
+    let id = d.id().ok()?.id().to_owned();
+    let name = d.description().map(|x| x.name().to_owned()).unwrap_or_else(|_| id.clone());
+    let config = if input { d.default_input_config() } else { d.default_output_config() }.ok()?;
+    Some(AudioDevice { id, name, sample_rate: config.sample_rate(), channels: config.channels() })
+}
+
+/// Microphones (and other capture devices) the host offers.
+pub fn audio_inputs() -> Result<Vec<AudioDevice>, DeviceError> {
+    let host = cpal::default_host();
+    Ok(host.input_devices().map_err(backend)?.filter_map(|d| describe(&d, true)).collect())
+}
+
+/// Speakers (and other playback devices) the host offers.
+pub fn audio_outputs() -> Result<Vec<AudioDevice>, DeviceError> {
+    let host = cpal::default_host();
+    Ok(host.output_devices().map_err(backend)?.filter_map(|d| describe(&d, false)).collect())
+}
+
+/// What the microphone reports besides audio.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MicEvent {
+    /// The device failed or went away; capture has stopped.
+    Lost(String),
+}
+
+/// A running capture. Frames arrive on `frames`; dropping it stops capture.
+pub struct Microphone {
+    pub device: AudioDevice,
+    pub frames: mpsc::Receiver<Vec<i16>>,
+    pub events: mpsc::Receiver<MicEvent>,
+    _stream: cpal::Stream,
+}
+
+/// Turns device-rate interleaved samples into 48 kHz mono 20 ms frames.
+struct Framer {
+    channels: usize,
+    /// Device samples per output sample.
+    step: f64,
+    pos: f64,
+    last: f32,
+    out: Vec<i16>,
+}
+
+impl Framer {
+    fn push(&mut self, interleaved: &[f32], mut emit: impl FnMut(Vec<i16>)) {
+        for chunk in interleaved.chunks(self.channels) {
+            let mono = chunk.iter().sum::<f32>() / chunk.len() as f32;
+            // Linear interpolation between the previous and this sample.
+            while self.pos <= 1.0 {
+                let v = self.last + (mono - self.last) * self.pos as f32;
+                self.out.push((v.clamp(-1.0, 1.0) * i16::MAX as f32) as i16);
+                if self.out.len() == FRAME_SAMPLES {
+                    emit(std::mem::replace(&mut self.out, Vec::with_capacity(FRAME_SAMPLES)));
+                }
+                self.pos += self.step;
+            }
+            self.pos -= 1.0;
+            self.last = mono;
+        }
+    }
+}
+
+impl Microphone {
+    /// Opens the input with this id (or the default) and starts capturing.
+    pub fn open(name: Option<&str>) -> Result<Microphone, DeviceError> {
+        let host = cpal::default_host();
+        let device = match name {
+            Some(n) => host
+                .input_devices()
+                .map_err(backend)?
+                .find(|d| d.id().is_ok_and(|id| id.id() == n))
+                .ok_or_else(|| DeviceError::NotFound(n.to_owned()))?,
+            None => host.default_input_device().ok_or(DeviceError::NoDefault("input"))?,
+        };
+        let info = describe(&device, true).ok_or_else(|| DeviceError::Backend("device has no input config".into()))?;
+        let config = cpal::StreamConfig {
+            channels: info.channels,
+            sample_rate: info.sample_rate,
+            buffer_size: cpal::BufferSize::Default,
+        };
+        // Bounded: a stalled consumer loses the oldest audio, capture goes on.
+        let (tx, frames) = mpsc::sync_channel::<Vec<i16>>(50);
+        let (ev_tx, events) = mpsc::channel();
+        let mut framer = Framer {
+            channels: info.channels.max(1) as usize,
+            step: info.sample_rate as f64 / SAMPLE_RATE as f64,
+            pos: 0.0,
+            last: 0.0,
+            out: Vec::with_capacity(FRAME_SAMPLES),
+        };
+        let stream = device
+            .build_input_stream(
+                config,
+                move |data: &[f32], _| framer.push(data, |f| {
+                    let _ = tx.try_send(f);
+                }),
+                move |e| {
+                    let _ = ev_tx.send(MicEvent::Lost(e.to_string()));
+                },
+                Some(Duration::from_secs(1)),
+            )
+            .map_err(backend)?;
+        stream.play().map_err(backend)?;
+        Ok(Microphone { device: info, frames, events, _stream: stream })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_framer_resamples_and_downmixes() {
+        // 44.1 kHz stereo, one second of a constant: 50 frames of 960.
+        let mut f = Framer { channels: 2, step: 44_100.0 / 48_000.0, pos: 0.0, last: 0.0, out: vec![] };
+        let mut frames = vec![];
+        f.push(&vec![0.5f32; 44_100 * 2], |x| frames.push(x));
+        assert!((49..=50).contains(&frames.len()), "{} frames", frames.len());
+        assert!(frames[10].iter().all(|s| (s - i16::MAX / 2).abs() < 20));
+    }
+}

@@ -1,0 +1,36 @@
+//! The real capture code on whatever this machine has. Here (no sound
+//! card), ALSA still offers its `null` device, which captures silence at
+//! full speed: enough to run the whole path.
+
+use std::time::Duration;
+
+use ringlet_media::{audio_inputs, audio_outputs, DeviceError, Microphone, FRAME_SAMPLES};
+
+#[test]
+fn enumeration_works_with_or_without_devices() {
+    let inputs = audio_inputs().expect("enumerating inputs is not an error, even with none");
+    let outputs = audio_outputs().expect("enumerating outputs is not an error, even with none");
+    eprintln!("inputs: {inputs:?}\noutputs: {outputs:?}");
+}
+
+#[test]
+fn a_missing_device_is_a_clear_error() {
+    match Microphone::open(Some("no such microphone")) {
+        Err(DeviceError::NotFound(name)) => assert_eq!(name, "no such microphone"),
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("opened a device that does not exist"),
+    }
+}
+
+#[test]
+fn the_null_device_captures_20_ms_frames() {
+    let inputs = audio_inputs().unwrap();
+    let Some(dev) = inputs.iter().find(|d| d.id == "null") else {
+        eprintln!("no ALSA null device on this machine: nothing to open; inputs: {inputs:?}");
+        return;
+    };
+    let mic = Microphone::open(Some(&dev.id)).expect("the null device opens");
+    let frame = mic.frames.recv_timeout(Duration::from_secs(3)).expect("a frame within 3 s");
+    assert_eq!(frame.len(), FRAME_SAMPLES);
+    assert!(mic.events.try_recv().is_err(), "no device error");
+}
