@@ -5,7 +5,7 @@ set -euo pipefail
 
 app=(libwebkit2gtk-4.1-dev build-essential libxdo-dev libssl-dev
      libayatana-appindicator3-dev librsvg2-dev pkg-config curl
-     libvpx-dev libopus-dev libasound2-dev)
+     libvpx-dev libopus-dev libasound2-dev libclang-dev)
 # Browser interop tests drive Debian's Chromium (npm's browser downloads
 # cannot work offline).
 test=("${app[@]}" chromium)

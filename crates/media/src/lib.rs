@@ -5,12 +5,14 @@
 //! Capture (nokhwa, cpal), Opus and playback come next.
 
 pub mod audio;
+pub mod camera;
 pub mod devices;
 pub mod frame;
 pub mod synthetic;
 pub mod vp8;
 
 pub use audio::{rms, AudioError, OpusDecoder, OpusEncoder, ToneSource, FRAME_SAMPLES, SAMPLE_RATE};
+pub use camera::{cameras, rgb_to_i420, CameraCapture, CameraDevice, CameraEvent};
 pub use devices::{audio_inputs, audio_outputs, AudioDevice, DeviceError, MicEvent, Microphone};
 pub use frame::I420Frame;
 pub use synthetic::{read_stamp, write_stamp, Stamp, TestPattern};

@@ -34,3 +34,16 @@ fn the_null_device_captures_20_ms_frames() {
     assert_eq!(frame.len(), FRAME_SAMPLES);
     assert!(mic.events.try_recv().is_err(), "no device error");
 }
+
+#[test]
+fn camera_enumeration_runs_and_a_missing_camera_is_a_clear_error() {
+    // The real v4l2 query; this machine has no camera, which is not an error.
+    let cams = ringlet_media::cameras().expect("enumerating cameras is not an error, even with none");
+    eprintln!("cameras: {cams:?}");
+    let missing = 1000;
+    match ringlet_media::CameraCapture::open(missing, 1280, 720, 30) {
+        Err(DeviceError::NotFound(what)) => assert!(what.contains("1000")),
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("opened camera {missing}"),
+    }
+}
