@@ -32,6 +32,10 @@ fn the_null_device_captures_20_ms_frames() {
     let mic = Microphone::open(Some(&dev.id)).expect("the null device opens");
     let frame = mic.frames.recv_timeout(Duration::from_secs(3)).expect("a frame within 3 s");
     assert_eq!(frame.len(), FRAME_SAMPLES);
+    // And it keeps coming.
+    for _ in 0..5 {
+        assert_eq!(mic.frames.recv_timeout(Duration::from_secs(1)).expect("more frames").len(), FRAME_SAMPLES);
+    }
     assert!(mic.events.try_recv().is_err(), "no device error");
 }
 

@@ -7,7 +7,8 @@
 //! apart), so a browser page without media can prove the channel.
 //! `--audio synthetic` sends a test tone as Opus (20 ms frames, FEC on) and
 //! decodes what it receives, rebuilding or concealing lost packets.
-//! `camera` and `mic` come with the rest of the media crate.
+//! `--video camera` and `--audio mic` use the real devices (nokhwa, cpal)
+//! through the same encoders.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -18,7 +19,8 @@ use std::sync::{Arc, Mutex};
 
 use ringlet_call::{AudioPacket, Call, CallConfig, CallEvent, DataMessage, SignalingConfig, VideoFrame};
 use ringlet_media::{
-    read_stamp, EncodeJob, EncoderConfig, EncoderThread, OpusDecoder, OpusEncoder, TestPattern, ToneSource, Vp8Decoder,
+    read_stamp, CameraCapture, CameraEvent, EncodeJob, EncoderConfig, EncoderThread, Microphone, OpusDecoder, OpusEncoder,
+    TestPattern, ToneSource, Vp8Decoder,
 };
 use ringlet_proto::{PeerId, RoomId};
 use serde_json::{json, Value};
@@ -63,6 +65,12 @@ struct Args {
     /// Local UDP address for ICE
     #[arg(long, default_value = "0.0.0.0:0")]
     udp: String,
+    /// Camera index for `--video camera`
+    #[arg(long, default_value_t = 0)]
+    camera: u32,
+    /// Microphone id for `--audio mic` (default: the system's default input)
+    #[arg(long)]
+    mic: Option<String>,
     /// ICE connectivity-check interval in milliseconds
     #[arg(long, default_value_t = 20)]
     ice_check_ms: u64,
@@ -190,9 +198,6 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    if args.video == VideoSource::Camera || args.audio == AudioSource::Mic {
-        anyhow::bail!("--video camera and --audio mic need the media crate, which is not built yet; use synthetic or none");
-    }
     let room = RoomId::new(args.room.clone()).context("--room")?;
     let peer_id = match &args.peer_id {
         Some(p) => PeerId::new(p.clone()).context("--peer-id")?,
@@ -210,7 +215,32 @@ async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> 
     config.ice_check_interval = Duration::from_millis(args.ice_check_ms.max(1));
     let (call, mut events) = Call::start(config);
     let mut stats = Stats::default();
-    let sending = args.video == VideoSource::Synthetic;
+    let sending = args.video != VideoSource::None;
+    // Real devices first: a missing one is a clear error before we join.
+    let camera_dev = match args.video {
+        VideoSource::Camera => {
+            let cap = CameraCapture::open(args.camera, 1280, 720, 30)
+                .with_context(|| format!("opening camera {} (try --video synthetic)", args.camera))?;
+            let (w, h) = match cap.events.recv_timeout(Duration::from_secs(5)) {
+                Ok(CameraEvent::Started { width, height, fps }) => {
+                    out.event("camera", json!({"width": width, "height": height, "fps": fps}));
+                    (width as usize & !1, height as usize & !1)
+                }
+                Ok(CameraEvent::Lost(e)) => anyhow::bail!("camera {} failed: {e}", args.camera),
+                Err(_) => anyhow::bail!("camera {} did not start", args.camera),
+            };
+            Some((cap, w, h))
+        }
+        _ => None,
+    };
+    let mic = match args.audio {
+        AudioSource::Mic => {
+            let m = Microphone::open(args.mic.as_deref()).context("opening the microphone (try --audio synthetic)")?;
+            out.event("microphone", json!({"id": m.device.id, "name": m.device.name, "rate": m.device.sample_rate}));
+            Some(m)
+        }
+        _ => None,
+    };
     let received = Arc::new(Received::default());
     let (audio_decoded, audio_concealed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     if let Some(remote) = call.take_remote_audio() {
@@ -220,6 +250,29 @@ async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> 
     let mut opus = if args.audio == AudioSource::Synthetic { Some(OpusEncoder::new(32_000).context("Opus encoder")?) } else { None };
     let mut audio_sent = 0u64;
     let mut audio_tick = tokio::time::interval(Duration::from_millis(20));
+    let mic_sent = Arc::new(AtomicU64::new(0));
+    // Media flows once the peer connection is up.
+    let camera_on = Arc::new(AtomicBool::new(false));
+    if let Some(m) = mic {
+        // The microphone's own clock paces the frames.
+        let (sink, sent, on) = (call.audio(), Arc::clone(&mic_sent), Arc::clone(&camera_on));
+        std::thread::spawn(move || {
+            // Take the whole Microphone: capturing only `m.frames` would
+            // drop its stream, and capture with it.
+            let mic = m;
+            let Ok(mut enc) = OpusEncoder::new(32_000) else { return };
+            while let Ok(frame) = mic.frames.recv() {
+                if !on.load(Relaxed) {
+                    continue;
+                }
+                if let Ok(data) = enc.encode(&frame) {
+                    if sink.send(AudioPacket { data: data.into(), seq: 0 }) {
+                        sent.fetch_add(1, Relaxed);
+                    }
+                }
+            }
+        });
+    }
     if let Some(remote) = call.take_remote_video() {
         spawn_decoder(remote, Arc::clone(&received), Out { json: out.json, t0: out.t0 });
     }
@@ -229,7 +282,12 @@ async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> 
     let encoder = if sending {
         let (sink, sent) = (call.video(), Arc::clone(&video_sent));
         Some(
-            EncoderThread::spawn(EncoderConfig::hd(), move |f| {
+            EncoderThread::spawn(
+                match &camera_dev {
+                    Some((_, w, h)) => EncoderConfig { width: *w, height: *h, ..EncoderConfig::hd() },
+                    None => EncoderConfig::hd(),
+                },
+                move |f| {
                 if sink.send(VideoFrame { data: f.data.into(), keyframe: f.keyframe }) {
                     sent.fetch_add(1, Relaxed);
                 }
@@ -242,13 +300,25 @@ async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> 
     // The camera: paints the pattern at 30 fps on a thread of its own (so
     // the event loop and the audio clock never wait for it) while the call
     // is connected.
-    let camera_on = Arc::new(AtomicBool::new(false));
+
     let target_kbps = Arc::new(AtomicU64::new(0));
     let camera = encoder.map(|enc| {
         let (on, kf, kbps) = (Arc::clone(&camera_on), Arc::clone(&keyframe), Arc::clone(&target_kbps));
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = Arc::clone(&stop);
+        let camera_dev = camera_dev;
         let handle = std::thread::spawn(move || {
+            if let Some((cap, _, _)) = camera_dev {
+                // The real camera paces itself; take what it gives.
+                while !stop2.load(Relaxed) {
+                    let Some(frame) = cap.frames.take() else { break };
+                    if on.load(Relaxed) {
+                        let k = kbps.load(Relaxed) as u32;
+                        enc.submit(EncodeJob { frame, keyframe: kf.swap(false, Relaxed), bitrate_kbps: (k > 0).then_some(k) });
+                    }
+                }
+                return enc.finish();
+            }
             let mut pattern = TestPattern::new(1280, 720);
             let period = Duration::from_micros(33_333);
             let mut next = Instant::now();
@@ -379,7 +449,7 @@ async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> 
         "latency_ms": {"p50": percentile(&mut lat, 0.5), "p95": percentile(&mut lat, 0.95)},
         "data_frames_sent": stats.data_frames_sent,
         "data_frames_received": stats.data_frames_received,
-        "audio_frames_sent": audio_sent,
+        "audio_frames_sent": audio_sent + mic_sent.load(Relaxed),
         "audio_frames_received": audio_decoded.load(Relaxed),
         "audio_frames_concealed": audio_concealed.load(Relaxed),
         "reconnects": stats.reconnects,
