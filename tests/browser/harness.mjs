@@ -37,16 +37,7 @@ export function binFromEnv(name) {
 /** Resolves null after `ms` without keeping the process alive (for races). */
 const nullAfter = (ms) => new Promise((resolve) => setTimeout(() => resolve(null), ms).unref());
 
-/** Polls `check` until it returns something truthy, or throws after `ms`. */
-export async function until(what, check, ms, every = 25) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(every);
-  }
-}
+export { until } from '../common/until.mjs';
 
 // ------------------------------------------------------------ page server
 

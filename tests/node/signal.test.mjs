@@ -15,6 +15,7 @@
 // RINGLET_LOG the server's log filter (default info);
 // RINGLET_TEST_SERVER_LOG=path appends every server's output to that file.
 
+import { until as untilCommon } from '../common/until.mjs';
 import { describe, it, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -158,15 +159,7 @@ async function metric(server, name) {
   return Number(m[1]);
 }
 
-async function until(what, check, ms = WAIT, every = 20) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(every);
-  }
-}
+const until = (what, check, ms = WAIT, every = 20) => untilCommon(what, check, ms, every);
 
 // ------------------------------------------------------------------ clients
 
