@@ -138,6 +138,9 @@ pub struct Hub<K, S> {
     conns: HashMap<K, Conn<S>>,
     timers: Vec<Timer>,
     next_seq: u64,
+    /// Peers currently away (kept as a count: gauges update on every join
+    /// and leave, and a scan of every room there would be O(rooms)).
+    away: usize,
     metrics: Arc<Metrics>,
 }
 
@@ -157,7 +160,7 @@ where
     S: Sink,
 {
     pub fn new(config: HubConfig, metrics: Arc<Metrics>) -> Self {
-        Hub { config, rooms: HashMap::new(), conns: HashMap::new(), timers: Vec::new(), next_seq: 0, metrics }
+        Hub { config, rooms: HashMap::new(), conns: HashMap::new(), timers: Vec::new(), next_seq: 0, away: 0, metrics }
     }
 
     pub fn config(&self) -> &HubConfig {
@@ -227,6 +230,7 @@ where
             let held = match previous {
                 Presence::Away { held, .. } => {
                     self.metrics.resumed();
+                    self.away -= 1;
                     Some(held)
                 }
                 Presence::Online(stale) => {
@@ -362,6 +366,7 @@ where
         self.metrics.held_dropped(held);
         self.rooms.clear();
         self.conns.clear();
+        self.away = 0;
         self.update_gauges();
     }
 
@@ -432,7 +437,9 @@ where
         self.next_seq += 1;
         let epoch = self.next_seq;
         let peer = &mut self.rooms.get_mut(room_id).expect("room exists").peers[idx];
+        debug_assert!(matches!(peer.presence, Presence::Online(_)), "only an online peer goes away");
         peer.presence = Presence::Away { epoch, held: Held::default() };
+        self.away += 1;
         self.timers.push(Timer { room: room_id.clone(), peer: peer.id.clone(), epoch, after: grace });
         self.update_gauges();
     }
@@ -442,6 +449,7 @@ where
         let room = self.rooms.get_mut(room_id).expect("room exists");
         let peer = room.peers.remove(idx);
         if let Presence::Away { held, .. } = &peer.presence {
+            self.away -= 1;
             self.metrics.held_delta(-(held.messages.len() as i64));
             self.metrics.held_dropped(held.messages.len());
         }
@@ -465,14 +473,10 @@ where
         }
     }
 
-    fn count_away(&self) -> usize {
-        self.rooms.values().flat_map(|r| &r.peers).filter(|p| matches!(p.presence, Presence::Away { .. })).count()
-    }
-
     fn update_gauges(&self) {
         self.metrics.set_rooms(self.rooms.len());
         self.metrics.set_sockets(self.conns.len());
-        self.metrics.set_away(self.count_away());
+        self.metrics.set_away(self.away);
     }
 }
 
