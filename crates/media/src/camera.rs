@@ -13,7 +13,7 @@ use nokhwa::utils::{ApiBackend, CameraFormat, CameraIndex, FrameFormat, Requeste
 
 use crate::devices::DeviceError;
 use crate::frame::I420Frame;
-use crate::vp8::Latest;
+use crate::mailbox::Latest;
 
 /// A camera as a picker shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,6 +8,7 @@ pub mod audio;
 pub mod camera;
 pub mod devices;
 pub mod frame;
+pub mod mailbox;
 pub mod synthetic;
 pub mod vp8;
 
@@ -16,4 +17,5 @@ pub use camera::{cameras, rgb_to_i420, CameraCapture, CameraDevice, CameraEvent}
 pub use devices::{audio_inputs, audio_outputs, AudioDevice, DeviceError, MicEvent, Microphone};
 pub use frame::I420Frame;
 pub use synthetic::{read_stamp, write_stamp, Stamp, TestPattern};
-pub use vp8::{CodecError, EncodeJob, EncodedFrame, EncoderConfig, EncoderThread, Latest, Vp8Decoder, Vp8Encoder};
+pub use mailbox::Latest;
+pub use vp8::{CodecError, EncodeJob, EncodedFrame, EncoderConfig, EncoderThread, Vp8Decoder, Vp8Encoder};
