@@ -51,6 +51,15 @@ pub struct Args {
     #[arg(long, env = "RINGLET_WORKERS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: u16,
 
+    /// Serve the web client from this directory instead of the copy built
+    /// into the binary (for working on `ui/` without rebuilding)
+    #[arg(long, env = "RINGLET_WEB_ROOT", conflicts_with = "no_web")]
+    pub web_root: Option<std::path::PathBuf>,
+
+    /// Serve no web client: signaling, /healthz and /metrics only
+    #[arg(long, env = "RINGLET_NO_WEB")]
+    pub no_web: bool,
+
     /// Log format
     #[arg(long, env = "RINGLET_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -96,6 +105,12 @@ impl Args {
             origins,
             ping_interval: self.ping_interval,
             ping_timeout: self.ping_timeout,
+            web: match (&self.web_root, self.no_web) {
+                (_, true) => crate::WebClient::Off,
+                (Some(dir), false) if !dir.is_dir() => return Err(format!("--web-root {} is not a directory", dir.display())),
+                (Some(dir), false) => crate::WebClient::Dir(dir.clone()),
+                (None, false) => crate::WebClient::Embedded,
+            },
             ..Config::default()
         })
     }

@@ -41,10 +41,12 @@ pub mod cli;
 pub mod hub;
 mod io;
 pub mod metrics;
+pub mod web;
 
 pub use hub::HubConfig;
 pub use io::BacklogLimits;
 pub use metrics::Metrics;
+pub use web::WebClient;
 
 /// The largest Socket.IO message read, on either transport. Anything up to
 /// it gets a readable refusal (`too-large` past the per-event limits);
@@ -94,6 +96,8 @@ pub struct Config {
     pub ping_interval: Duration,
     pub ping_timeout: Duration,
     pub backlog: BacklogLimits,
+    /// The web client served at `/` and `/r/<room>`.
+    pub web: WebClient,
 }
 
 impl Default for Config {
@@ -106,6 +110,7 @@ impl Default for Config {
             ping_interval: Duration::from_secs(25),
             ping_timeout: Duration::from_secs(60),
             backlog: BacklogLimits::default(),
+            web: WebClient::default(),
         }
     }
 }
@@ -153,7 +158,8 @@ impl Server {
 }
 
 /// The HTTP application: Socket.IO on `/socket.io/`, `GET /healthz`,
-/// `GET /metrics`, with the origin policy in front.
+/// `GET /metrics`, the web client on `/` and `/r/<room>`, with the origin
+/// policy in front.
 pub fn app(config: Config) -> (Router, SocketIo, Arc<Metrics>) {
     let (router, io, shared) = app_parts(config);
     (router, io, Arc::clone(&shared.metrics))
@@ -203,6 +209,7 @@ fn app_parts(config: Config) -> (Router, SocketIo, Arc<io::Shared>) {
                 async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], m.render()) }
             }),
         )
+        .merge(web::routes(config.web))
         .layer(layer)
         .layer(middleware::from_fn(detach_request_buffers))
         .layer(cors)

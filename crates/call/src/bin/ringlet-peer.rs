@@ -71,6 +71,9 @@ struct Args {
     /// Microphone id for `--audio mic` (default: the system's default input)
     #[arg(long)]
     mic: Option<String>,
+    /// A chat line to send each time the data channel opens (repeatable)
+    #[arg(long)]
+    chat: Vec<String>,
     /// ICE connectivity-check interval in milliseconds
     #[arg(long, default_value_t = 20)]
     ice_check_ms: u64,
@@ -84,6 +87,7 @@ struct Stats {
     data_frames_sent: u64,
     data_frames_received: u64,
     reconnects: u64,
+    chats_received: u64,
 }
 
 /// What the decoder thread learns.
@@ -387,10 +391,16 @@ async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> 
                     CallEvent::DataOpen => {
                         data_open = true;
                         out.event("data_open", json!({}));
+                        for text in &args.chat {
+                            call.send_message(&DataMessage::Chat { text: text.clone() });
+                        }
                     }
                     CallEvent::Frame { .. } => stats.data_frames_received += 1,
                     CallEvent::KeyframeRequested => keyframe.store(true, Relaxed),
-                    CallEvent::Chat(text) => out.event("chat", json!({"text": text})),
+                    CallEvent::Chat(text) => {
+                        stats.chats_received += 1;
+                        out.event("chat", json!({"text": text}));
+                    }
                     CallEvent::RemoteMedia { audio_muted, video_muted } => out.event("remote_media", json!({"audio_muted": audio_muted, "video_muted": video_muted})),
                     CallEvent::RemoteHangup => {
                         data_open = false;
@@ -453,6 +463,7 @@ async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> 
         "audio_frames_received": audio_decoded.load(Relaxed),
         "audio_frames_concealed": audio_concealed.load(Relaxed),
         "reconnects": stats.reconnects,
+        "chats_received": stats.chats_received,
     });
     if args.json {
         println!("{summary}");
