@@ -9,6 +9,7 @@ use std::time::Duration;
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 
 use crate::audio::{FRAME_SAMPLES, SAMPLE_RATE};
+use crate::playout::SharedSource;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeviceError {
@@ -143,9 +144,138 @@ impl Microphone {
     }
 }
 
+/// What the speaker reports besides playing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpeakerEvent {
+    /// The device failed or went away; playback has stopped.
+    Lost(String),
+}
+
+/// Turns 48 kHz mono from a [`PcmSource`] into the device's rate and
+/// channels (linear interpolation; the same sample on every channel).
+struct Spreader {
+    channels: usize,
+    /// Source samples per device sample.
+    step: f64,
+    pos: f64,
+    prev: f32,
+    cur: f32,
+    chunk: Vec<i16>,
+    used: usize,
+}
+
+impl Spreader {
+    fn new(channels: u16, device_rate: u32) -> Self {
+        Spreader {
+            channels: channels.max(1) as usize,
+            step: SAMPLE_RATE as f64 / device_rate as f64,
+            pos: 0.0,
+            prev: 0.0,
+            cur: 0.0,
+            // 10 ms: the lock on the source is taken once per chunk.
+            chunk: vec![0; FRAME_SAMPLES / 2],
+            used: FRAME_SAMPLES / 2,
+        }
+    }
+
+    fn render(&mut self, out: &mut [f32], source: &SharedSource) {
+        for frame in out.chunks_mut(self.channels) {
+            while self.pos >= 1.0 {
+                if self.used == self.chunk.len() {
+                    match source.lock() {
+                        Ok(mut s) => s.fill(&mut self.chunk),
+                        // A feeder panicked mid-fill: play silence, never panic here.
+                        Err(_) => self.chunk.fill(0),
+                    }
+                    self.used = 0;
+                }
+                self.prev = self.cur;
+                self.cur = self.chunk[self.used] as f32 / i16::MAX as f32;
+                self.used += 1;
+                self.pos -= 1.0;
+            }
+            frame.fill(self.prev + (self.cur - self.prev) * self.pos as f32);
+            self.pos += self.step;
+        }
+    }
+}
+
+/// A running playback. Dropping it stops playback; the source stays with
+/// its owner, so switching speakers mid-call is: drop this, open another
+/// on the same source.
+pub struct Speaker {
+    pub device: AudioDevice,
+    pub events: mpsc::Receiver<SpeakerEvent>,
+    _stream: cpal::Stream,
+}
+
+impl Speaker {
+    /// Opens the output with this id (or the default) and starts pulling
+    /// audio from `source`.
+    pub fn open(name: Option<&str>, source: SharedSource) -> Result<Speaker, DeviceError> {
+        let host = cpal::default_host();
+        let device = match name {
+            Some(n) => host
+                .output_devices()
+                .map_err(backend)?
+                .find(|d| d.id().is_ok_and(|id| id.id() == n))
+                .ok_or_else(|| DeviceError::NotFound(n.to_owned()))?,
+            None => host.default_output_device().ok_or(DeviceError::NoDefault("output"))?,
+        };
+        let info = describe(&device, false).ok_or_else(|| DeviceError::Backend("device has no output config".into()))?;
+        let config = cpal::StreamConfig {
+            channels: info.channels,
+            sample_rate: info.sample_rate,
+            buffer_size: cpal::BufferSize::Default,
+        };
+        let (ev_tx, events) = mpsc::channel();
+        let mut spreader = Spreader::new(info.channels, info.sample_rate);
+        let stream = device
+            .build_output_stream(
+                config,
+                move |data: &mut [f32], _| spreader.render(data, &source),
+                move |e| {
+                    let _ = ev_tx.send(SpeakerEvent::Lost(e.to_string()));
+                },
+                Some(Duration::from_secs(1)),
+            )
+            .map_err(backend)?;
+        stream.play().map_err(backend)?;
+        Ok(Speaker { device: info, events, _stream: stream })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::playout::PcmSource;
+    use std::sync::{Arc, Mutex};
+
+    /// Counts up: sample k is k (mod 2^15).
+    struct Ramp(i16);
+    impl PcmSource for Ramp {
+        fn fill(&mut self, out: &mut [i16]) {
+            for o in out {
+                *o = self.0;
+                self.0 = self.0.wrapping_add(1) & 0x7fff;
+            }
+        }
+    }
+
+    #[test]
+    fn the_spreader_resamples_and_fills_every_channel() {
+        let source: SharedSource = Arc::new(Mutex::new(Ramp(0)));
+        // One second at 44.1 kHz stereo consumes one second of 48 kHz.
+        let mut s = Spreader::new(2, 44_100);
+        let mut out = vec![0f32; 44_100 * 2];
+        s.render(&mut out, &source);
+        assert!(out.chunks(2).all(|f| f[0] == f[1]));
+        let last = out[out.len() - 1] * i16::MAX as f32;
+        assert!((last - 48_000.0f32 % 32_768.0).abs() < 5.0, "ended at sample {last}");
+        // Monotonic (the ramp, interpolated), apart from its wrap.
+        let vals: Vec<f32> = out.chunks(2).map(|f| f[0]).collect();
+        assert!(vals.windows(2).filter(|w| w[1] < w[0]).count() <= 2);
+    }
 
     #[test]
     fn the_framer_resamples_and_downmixes() {

@@ -51,3 +51,50 @@ fn camera_enumeration_runs_and_a_missing_camera_is_a_clear_error() {
         Ok(_) => panic!("opened camera {missing}"),
     }
 }
+
+#[test]
+fn the_null_device_plays_what_the_playout_decodes() {
+    use ringlet_media::{AudioPlayout, OpusEncoder, SharedSource, Speaker, ToneSource};
+    use std::time::Instant;
+    let outputs = audio_outputs().unwrap();
+    let Some(dev) = outputs.iter().find(|d| d.id == "null") else {
+        eprintln!("no ALSA null device on this machine: nothing to open; outputs: {outputs:?}");
+        return;
+    };
+    // A second of tone, queued as if it had arrived from the network.
+    let playout = AudioPlayout::shared().unwrap();
+    let (mut tone, mut enc) = (ToneSource::default(), OpusEncoder::new(32_000).unwrap());
+    let t0 = Instant::now();
+    for i in 0..50u16 {
+        let arrival = t0 + Duration::from_millis(20 * i as u64);
+        playout.lock().unwrap().push(i, i as u32 * 960, enc.encode(&tone.next_frame()).unwrap(), arrival);
+    }
+    let source: SharedSource = playout.clone();
+    let speaker = Speaker::open(Some(&dev.id), source).expect("the null device opens for playback");
+    // The null device is not rate-limited: it drains the buffer at once.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let done = |s: &ringlet_media::PlayoutStats| s.decoded + s.jitter.accelerated >= 50;
+    while !done(&playout.lock().unwrap().stats()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A whole second arrived at once, so the buffer also sheds delay down
+    // to its target; every packet is either played or shed.
+    let stats = playout.lock().unwrap().stats();
+    assert_eq!(stats.decoded + stats.jitter.accelerated, 50, "{stats:?}");
+    assert!(stats.decoded >= 10, "{stats:?}");
+    assert!(speaker.events.try_recv().is_err(), "no device error");
+    drop(speaker);
+    // Switching device mid-call: the same playout feeds a new speaker.
+    let again = Speaker::open(Some(&dev.id), playout.clone()).expect("reopens");
+    drop(again);
+}
+
+#[test]
+fn a_missing_speaker_is_a_clear_error() {
+    let source: ringlet_media::SharedSource = ringlet_media::AudioPlayout::shared().unwrap();
+    match ringlet_media::Speaker::open(Some("no such speaker"), source) {
+        Err(DeviceError::NotFound(name)) => assert_eq!(name, "no such speaker"),
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("opened a device that does not exist"),
+    }
+}
