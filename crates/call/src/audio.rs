@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch};
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
-use crate::media_path::{self, MediaSender, Target};
+use crate::media_path::{self, MediaSender, RemoteClock, Target};
 
 /// One Opus packet (20 ms).
 #[derive(Debug, Clone)]
@@ -22,6 +22,18 @@ pub struct AudioPacket {
     pub data: Bytes,
     /// RTP sequence number on receipt (a gap means loss); 0 when sending.
     pub seq: u16,
+    /// RTP timestamp on receipt (48 kHz; for the jitter buffer and lip
+    /// sync); 0 when sending.
+    pub rtp_ts: u32,
+    /// When it arrived; when it was made, when sending.
+    pub arrival: Instant,
+}
+
+impl AudioPacket {
+    /// A packet to send.
+    pub fn outgoing(data: impl Into<Bytes>) -> Self {
+        AudioPacket { data: data.into(), seq: 0, rtp_ts: 0, arrival: Instant::now() }
+    }
 }
 
 /// Packets the app may queue toward the peer (200 ms) before new ones drop.
@@ -58,14 +70,20 @@ pub(crate) fn spawn_writer(mut packets: mpsc::Receiver<AudioPacket>, target: wat
 }
 
 /// Hands the peer's Opus packets to the app.
-pub(crate) fn spawn_reader(track: Arc<dyn TrackRemote>, out: mpsc::Sender<AudioPacket>) {
+pub(crate) fn spawn_reader(track: Arc<dyn TrackRemote>, out: mpsc::Sender<AudioPacket>, clock: Arc<RemoteClock>) {
     tokio::spawn(async move {
         while let Some(e) = track.poll().await {
             match e {
                 TrackRemoteEvent::OnRtpPacket(p) => {
-                    let packet = AudioPacket { data: p.payload.clone(), seq: p.header.sequence_number };
+                    let packet = AudioPacket {
+                        data: p.payload.clone(),
+                        seq: p.header.sequence_number,
+                        rtp_ts: p.header.timestamp,
+                        arrival: Instant::now(),
+                    };
                     let _ = out.try_send(packet);
                 }
+                TrackRemoteEvent::OnRtcpPacket(packets) => clock.observe(RtpCodecKind::Audio, &packets),
                 TrackRemoteEvent::OnEnded => break,
                 _ => {}
             }

@@ -18,7 +18,8 @@ use webrtc::peer_connection::{
 use crate::congestion::{ReportingEstimator, TargetBitrate};
 use crate::control::DataMessage;
 use crate::audio::{AudioPacket, AudioSender};
-use crate::video::{KeyframeRequests, VideoFrame, VideoSender};
+use crate::media_path::RemoteClock;
+use crate::video::{AppRtcp, VideoFrame, VideoSender};
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use crate::negotiation::{CandidateAction, DescriptionAction, Negotiator};
 use crate::signaling::{SignalEvent, Signaling, SignalingConfig};
@@ -126,6 +127,7 @@ pub struct Call {
     remote_audio: Arc<std::sync::Mutex<Option<mpsc::Receiver<AudioPacket>>>>,
     video: VideoSender,
     remote_video: Arc<std::sync::Mutex<Option<mpsc::Receiver<VideoFrame>>>>,
+    remote_clock: Arc<RemoteClock>,
 }
 
 impl Call {
@@ -144,6 +146,7 @@ impl Call {
         let (remote_audio_tx, remote_audio_rx) = mpsc::channel(crate::audio::RECEIVE_QUEUE);
         let (audio_target_tx, audio_target_rx) = tokio::sync::watch::channel(None);
         crate::audio::spawn_writer(audio_rx, audio_target_rx);
+        let remote_clock = Arc::new(RemoteClock::default());
         let actor = Actor {
             config,
             signaling,
@@ -161,11 +164,12 @@ impl Call {
             remote_video: remote_tx,
             audio_target: audio_target_tx,
             remote_audio: remote_audio_tx,
+            remote_clock: Arc::clone(&remote_clock),
         };
         tokio::spawn(actor.run(sig_rx, pc_rx, cmd_rx, keyframe_rx));
         let remote_video = Arc::new(std::sync::Mutex::new(Some(remote_rx)));
         let remote_audio = Arc::new(std::sync::Mutex::new(Some(remote_audio_rx)));
-        (Call { cmd, audio, remote_audio, video, remote_video }, ev_rx)
+        (Call { cmd, audio, remote_audio, video, remote_video, remote_clock }, ev_rx)
     }
 
     /// Where to put Opus packets (20 ms each) for the peer. Never blocks.
@@ -189,6 +193,12 @@ impl Call {
     /// behind). Can be taken once.
     pub fn take_remote_video(&self) -> Option<mpsc::Receiver<VideoFrame>> {
         self.remote_video.lock().ok()?.take()
+    }
+
+    /// The peer's latest RTCP sender reports (its RTP clocks against its
+    /// wall clock), for lip sync.
+    pub fn remote_clock(&self) -> Arc<RemoteClock> {
+        Arc::clone(&self.remote_clock)
     }
 
     /// Sends raw text over the data channel.
@@ -313,6 +323,7 @@ struct Actor {
     remote_video: mpsc::Sender<VideoFrame>,
     audio_target: tokio::sync::watch::Sender<Option<crate::media_path::Target>>,
     remote_audio: mpsc::Sender<AudioPacket>,
+    remote_clock: Arc<RemoteClock>,
 }
 
 fn to_rtc(d: &SessionDescription) -> Result<RTCSessionDescription, String> {
@@ -488,7 +499,7 @@ impl Actor {
         )
         .map_err(|e| format!("congestion control: {e}"))?;
         self.target = Some(target);
-        let registry = registry.with(rtc::interceptor::Slot::from(14_000), KeyframeRequests::default());
+        let registry = registry.with(rtc::interceptor::Slot::from(14_000), AppRtcp::default());
         let setting = SettingEngineBuilder::new()
             // Answer as DTLS server: interoperates with Chromium and avoids
             // two rtc-core bugs of the client role (a ClientHello held for
@@ -742,9 +753,9 @@ impl Actor {
             }
             PcEvent::Track(track) => {
                 if track.kind().await == rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Audio {
-                    crate::audio::spawn_reader(track, self.remote_audio.clone());
+                    crate::audio::spawn_reader(track, self.remote_audio.clone(), Arc::clone(&self.remote_clock));
                 } else {
-                    crate::video::spawn_reader(track, self.remote_video.clone());
+                    crate::video::spawn_reader(track, self.remote_video.clone(), Arc::clone(&self.remote_clock));
                 }
             }
             PcEvent::DataOpen => {

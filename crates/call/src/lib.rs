@@ -33,7 +33,7 @@ pub mod video;
 
 pub use audio::{AudioPacket, AudioSender};
 pub use control::DataMessage;
-pub use media_path::MediaSender;
+pub use media_path::{MediaSender, RemoteClock, SenderReport};
 pub use engine::{Call, CallConfig, CallEvent, CallStats};
 pub use signaling::{SignalEvent, Signaling, SignalingConfig};
 pub use video::{VideoFrame, VideoSender};

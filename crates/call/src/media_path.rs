@@ -3,7 +3,7 @@
 //! samples written.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use rtc::media_stream::MediaStreamTrack;
@@ -75,4 +75,45 @@ pub(crate) fn local_track(
     );
     let track = TrackLocalStaticSample::new(Instant::now(), track).map_err(|e| format!("{label} track: {e}"))?;
     Ok((Arc::new(track), ssrc))
+}
+
+/// The latest RTCP sender report of one remote stream: which RTP timestamp
+/// was the sender's wall-clock time `ntp` (64-bit NTP format). Lip sync
+/// maps each stream's timestamps to that common clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SenderReport {
+    pub ntp: u64,
+    pub rtp: u32,
+}
+
+/// The peer's latest sender reports, audio and video; readable any time.
+#[derive(Debug, Default)]
+pub struct RemoteClock {
+    audio: Mutex<Option<SenderReport>>,
+    video: Mutex<Option<SenderReport>>,
+}
+
+impl RemoteClock {
+    pub fn audio(&self) -> Option<SenderReport> {
+        *self.audio.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn video(&self) -> Option<SenderReport> {
+        *self.video.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn set(&self, kind: RtpCodecKind, report: SenderReport) {
+        let slot = if kind == RtpCodecKind::Audio { &self.audio } else { &self.video };
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(report);
+    }
+
+    /// Records every sender report in `packets` (what a remote track's
+    /// reader gets for RTCP marked for the application).
+    pub(crate) fn observe(&self, kind: RtpCodecKind, packets: &[Box<dyn rtc::rtcp::Packet>]) {
+        for p in packets {
+            if let Some(sr) = p.as_any().downcast_ref::<rtc::rtcp::sender_report::SenderReport>() {
+                self.set(kind, SenderReport { ntp: sr.ntp_time, rtp: sr.rtp_time });
+            }
+        }
+    }
 }

@@ -22,13 +22,22 @@ use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
-use crate::media_path::{self, MediaSender, Target};
+use crate::media_path::{self, MediaSender, RemoteClock, Target};
 
 /// One encoded VP8 frame.
 #[derive(Debug, Clone)]
 pub struct VideoFrame {
     pub data: Bytes,
     pub keyframe: bool,
+    /// RTP timestamp on receipt (90 kHz; for lip sync); 0 when sending.
+    pub rtp_ts: u32,
+}
+
+impl VideoFrame {
+    /// A frame to send.
+    pub fn outgoing(data: impl Into<Bytes>, keyframe: bool) -> Self {
+        VideoFrame { data: data.into(), keyframe, rtp_ts: 0 }
+    }
 }
 
 /// Frames the app may queue toward the peer before the oldest is dropped
@@ -150,7 +159,7 @@ impl FrameAssembler {
 
 /// Depacketizes the peer's VP8 into frames for the app, asking for a
 /// keyframe when the track opens and whenever frames were lost or dropped.
-pub(crate) fn spawn_reader(track: Arc<dyn TrackRemote>, out: mpsc::Sender<VideoFrame>) {
+pub(crate) fn spawn_reader(track: Arc<dyn TrackRemote>, out: mpsc::Sender<VideoFrame>, clock: Arc<RemoteClock>) {
     tokio::spawn(async move {
         let ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
         let pli = |t: Arc<dyn TrackRemote>| async move {
@@ -178,7 +187,7 @@ pub(crate) fn spawn_reader(track: Arc<dyn TrackRemote>, out: mpsc::Sender<VideoF
                                 true // undecodable until a keyframe comes
                             } else {
                                 need_key = false;
-                                let full = out.try_send(VideoFrame { data, keyframe }).is_err();
+                                let full = out.try_send(VideoFrame { data, keyframe, rtp_ts: h.timestamp }).is_err();
                                 need_key |= full;
                                 full
                             }
@@ -189,6 +198,7 @@ pub(crate) fn spawn_reader(track: Arc<dyn TrackRemote>, out: mpsc::Sender<VideoF
                         pli(track.clone()).await;
                     }
                 }
+                TrackRemoteEvent::OnRtcpPacket(packets) => clock.observe(RtpCodecKind::Video, &packets),
                 TrackRemoteEvent::OnEnded => break,
                 _ => {}
             }
@@ -200,15 +210,22 @@ fn is_keyframe_request(p: &dyn rtc::rtcp::Packet) -> bool {
     p.as_any().is::<PictureLossIndication>() || p.as_any().is::<FullIntraRequest>()
 }
 
-/// An interceptor that hands inbound keyframe requests (PLI, FIR) to the
-/// application: by default inbound RTCP ends inside the interceptor chain.
+/// RTCP the application acts on: keyframe requests (PLI, FIR) for the
+/// encoder, sender reports for lip sync.
+fn for_the_app(p: &dyn rtc::rtcp::Packet) -> bool {
+    is_keyframe_request(p) || p.as_any().is::<rtc::rtcp::sender_report::SenderReport>()
+}
+
+/// An interceptor that hands inbound keyframe requests (PLI, FIR) and
+/// sender reports to the application: by default inbound RTCP ends inside
+/// the interceptor chain.
 #[derive(Default)]
-pub(crate) struct KeyframeRequests {
+pub(crate) struct AppRtcp {
     reads: VecDeque<TaggedPacket>,
     writes: VecDeque<TaggedPacket>,
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
+impl Protocol<TaggedPacket, TaggedPacket, ()> for AppRtcp {
     type Rout = TaggedPacket;
     type Wout = TaggedPacket;
     type Eout = ();
@@ -217,10 +234,10 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
         // Everything passes on unchanged (later interceptors need their
-        // reports); a compound packet with a PLI or FIR is also marked for
-        // the application.
+        // reports); a compound packet with a PLI, FIR or SR is also marked
+        // for the application.
         if let Packet::Rtcp(packets) = &msg.message.packet {
-            if packets.iter().any(|p| is_keyframe_request(p.as_ref())) {
+            if packets.iter().any(|p| for_the_app(p.as_ref())) {
                 msg.message.add(Attribute::DeliverToApplication);
             }
         }
@@ -242,7 +259,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
     }
 }
 
-impl Interceptor for KeyframeRequests {
+impl Interceptor for AppRtcp {
     fn bind_local_stream(&mut self, _: &StreamInfo) {}
     fn unbind_local_stream(&mut self, _: &StreamInfo) {}
     fn bind_remote_stream(&mut self, _: &StreamInfo) {}

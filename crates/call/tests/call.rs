@@ -229,7 +229,7 @@ async fn server_restart_mid_call() {
             let mut tick = tokio::time::interval(Duration::from_millis(20));
             for i in 0..1000u32 {
                 tick.tick().await;
-                a.audio().send(AudioPacket { data: enc.encode(&tone.next_frame()).unwrap().into(), seq: 0 });
+                a.audio().send(AudioPacket::outgoing(enc.encode(&tone.next_frame()).unwrap()));
                 if i % 5 == 0 {
                     a.send(format!("tick {i}"));
                 }
@@ -309,7 +309,7 @@ async fn vp8_video_flows_and_decodes() {
     let counter = Arc::clone(&sent);
     let config = EncoderConfig { width: 320, height: 240, ..EncoderConfig::hd() };
     let enc = EncoderThread::spawn(config, move |f| {
-        if sink.send(VideoFrame { data: f.data.into(), keyframe: f.keyframe }) {
+        if sink.send(VideoFrame::outgoing(f.data, f.keyframe)) {
             counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     })
@@ -374,7 +374,7 @@ async fn opus_audio_flows_and_decodes() {
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     for _ in 0..100 {
         tick.tick().await;
-        sent += usize::from(sink.send(AudioPacket { data: enc.encode(&tone.next_frame()).unwrap().into(), seq: 0 }));
+        sent += usize::from(sink.send(AudioPacket::outgoing(enc.encode(&tone.next_frame()).unwrap())));
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     a.hangup().await;
@@ -384,4 +384,89 @@ async fn opus_audio_flows_and_decodes() {
     assert!(seqs.len() >= 95, "received {} of {sent}", seqs.len());
     assert!(seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)), "consecutive: {seqs:?}");
     assert!(loud >= 90, "only {loud} frames carried the tone");
+}
+
+/// The receive path as the app runs it: the peer's Opus through the
+/// adaptive jitter buffer to a (stand-in) speaker pulling 20 ms on its own
+/// clock, and VP8 alongside; RTCP sender reports of both streams reach the
+/// app, so lip sync can place each video frame against the audio playing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audio_plays_through_the_jitter_buffer_and_lip_sync_has_its_clocks() {
+    use ringlet_call::{AudioPacket, VideoFrame};
+    use ringlet_media::{AudioPlayout, AvSync, EncodeJob, EncoderConfig, EncoderThread, OpusEncoder, PcmSource, TestPattern, ToneSource};
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+    let addr = server().await;
+    let (a, _a_rx, b, _b_rx) = open_pair(addr, "playout").await;
+    let playout = AudioPlayout::shared().unwrap();
+    let mut remote_audio = b.take_remote_audio().unwrap();
+    let feeder = Arc::clone(&playout);
+    std::thread::spawn(move || {
+        while let Some(p) = remote_audio.blocking_recv() {
+            feeder.lock().unwrap().push(p.seq, p.rtp_ts, p.data.to_vec(), p.arrival);
+        }
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let (speaker, stop2) = (Arc::clone(&playout), Arc::clone(&stop));
+    let speaker = std::thread::spawn(move || {
+        let mut pcm = vec![0i16; 960];
+        let mut loud = 0;
+        while !stop2.load(Relaxed) {
+            speaker.lock().unwrap().fill(&mut pcm);
+            loud += usize::from(ringlet_media::rms(&pcm) > 1000.0);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        loud
+    });
+    let mut remote_video = b.take_remote_video().unwrap();
+    let (clock, sync_playout) = (b.remote_clock(), Arc::clone(&playout));
+    let video = std::thread::spawn(move || {
+        let mut sync = AvSync::default();
+        let (mut frames, mut placed) = (0, 0);
+        while let Some(f) = remote_video.blocking_recv() {
+            frames += 1;
+            if let (Some(ar), Some(vr), Some((rtp, at))) = (clock.audio(), clock.video(), sync_playout.lock().unwrap().playing()) {
+                sync.audio_sender_report(ar.ntp, ar.rtp);
+                sync.video_sender_report(vr.ntp, vr.rtp);
+                sync.audio_playing(rtp, at);
+                sync.video_render_at(f.rtp_ts, std::time::Instant::now());
+                placed += usize::from(sync.offset_ms().is_some());
+            }
+        }
+        (frames, placed)
+    });
+
+    let sink = a.video();
+    let enc = EncoderThread::spawn(EncoderConfig { width: 320, height: 240, ..EncoderConfig::hd() }, move |f| {
+        sink.send(VideoFrame::outgoing(f.data, f.keyframe));
+    })
+    .unwrap();
+    let (mut tone, mut opus) = (ToneSource::default(), OpusEncoder::new(32_000).unwrap());
+    let mut pattern = TestPattern::new(320, 240);
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let mut sent = 0;
+    // Four seconds: sender reports go out about once a second.
+    for i in 0..200 {
+        tick.tick().await;
+        sent += usize::from(a.audio().send(AudioPacket::outgoing(opus.encode(&tone.next_frame()).unwrap())));
+        if i % 3 == 0 {
+            enc.submit(EncodeJob { frame: pattern.next_frame().0, keyframe: false, bitrate_kbps: None });
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Relaxed);
+    let loud = tokio::task::spawn_blocking(move || speaker.join().unwrap()).await.unwrap();
+    let (audio_report, video_report) = (b.remote_clock().audio(), b.remote_clock().video());
+    a.hangup().await;
+    b.hangup().await;
+    tokio::task::spawn_blocking(move || enc.finish()).await.unwrap().unwrap();
+    let (frames, placed) = tokio::task::spawn_blocking(move || video.join().unwrap()).await.unwrap();
+    let stats = playout.lock().unwrap().stats();
+    assert_eq!(sent, 200);
+    assert!(stats.decoded + stats.jitter.accelerated >= 190, "played {stats:?}");
+    assert_eq!(stats.jitter.late, 0, "{stats:?}");
+    assert!(loud >= 150, "only {loud} loud 20 ms pulls of 200: {stats:?}");
+    assert!(audio_report.is_some() && video_report.is_some(), "sender reports: audio {audio_report:?} video {video_report:?}");
+    assert!(frames >= 60, "{frames} video frames");
+    assert!(placed > 0, "no frame could be placed against the audio");
 }

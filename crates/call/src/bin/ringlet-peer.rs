@@ -6,7 +6,11 @@
 //! latency. The data channel carries 30 test frames a second too (counted
 //! apart), so a browser page without media can prove the channel.
 //! `--audio synthetic` sends a test tone as Opus (20 ms frames, FEC on) and
-//! decodes what it receives, rebuilding or concealing lost packets.
+//! plays what it receives as the app does: through the adaptive jitter
+//! buffer (rebuilding or concealing lost packets) to a speaker, a real one
+//! with `--speaker`, otherwise a clock pulling 20 ms at a time. Each decoded
+//! video frame is placed against the audio playing (lip sync through RTCP
+//! sender reports) and the offsets are summarised.
 //! `--video camera` and `--audio mic` use the real devices (nokhwa, cpal)
 //! through the same encoders.
 
@@ -17,10 +21,10 @@ use clap::{Parser, ValueEnum};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
-use ringlet_call::{AudioPacket, Call, CallConfig, CallEvent, DataMessage, SignalingConfig, VideoFrame};
+use ringlet_call::{AudioPacket, Call, CallConfig, CallEvent, DataMessage, RemoteClock, SignalingConfig, VideoFrame};
 use ringlet_media::{
-    read_stamp, CameraCapture, CameraEvent, EncodeJob, EncoderConfig, EncoderThread, Microphone, OpusDecoder, OpusEncoder,
-    TestPattern, ToneSource, Vp8Decoder,
+    read_stamp, AudioPlayout, AvSync, CameraCapture, CameraEvent, EncodeJob, EncoderConfig, EncoderThread, Microphone,
+    OpusEncoder, PcmSource, Speaker, TestPattern, ToneSource, Vp8Decoder,
 };
 use ringlet_proto::{PeerId, RoomId};
 use serde_json::{json, Value};
@@ -68,6 +72,10 @@ struct Args {
     /// Camera index for `--video camera`
     #[arg(long, default_value_t = 0)]
     camera: u32,
+    /// Play the peer's audio on this output device (e.g. `default`);
+    /// without it a clock stands in for the speaker
+    #[arg(long)]
+    speaker: Option<String>,
     /// Microphone id for `--audio mic` (default: the system's default input)
     #[arg(long)]
     mic: Option<String>,
@@ -98,12 +106,22 @@ struct Received {
     first_at: Mutex<Option<Instant>>,
     /// One-way latencies (capture stamp → decoded), microseconds.
     latencies_us: Mutex<Vec<u64>>,
+    /// How long each frame would wait for its audio (negative: how late
+    /// it is behind it), microseconds.
+    av_offsets_us: Mutex<Vec<i64>>,
 }
 
 /// Decodes the peer's frames on a thread of its own (libvpx contexts stay
 /// on one thread), reading each frame's stamp.
-fn spawn_decoder(mut frames: tokio::sync::mpsc::Receiver<VideoFrame>, rx: Arc<Received>, out: Out) {
+fn spawn_decoder(
+    mut frames: tokio::sync::mpsc::Receiver<VideoFrame>,
+    rx: Arc<Received>,
+    out: Out,
+    clock: Arc<RemoteClock>,
+    playout: Arc<Mutex<AudioPlayout>>,
+) {
     std::thread::spawn(move || {
+        let mut sync = AvSync::default();
         let mut dec = match Vp8Decoder::new() {
             Ok(d) => d,
             Err(e) => {
@@ -114,6 +132,21 @@ fn spawn_decoder(mut frames: tokio::sync::mpsc::Receiver<VideoFrame>, rx: Arc<Re
         while let Some(f) = frames.blocking_recv() {
             match dec.decode(&f.data) {
                 Ok(Some(img)) => {
+                    // When the app would show it to match the audio (a
+                    // headless peer shows nothing: it records the offset).
+                    if let (Some(a), Some(v)) = (clock.audio(), clock.video()) {
+                        sync.audio_sender_report(a.ntp, a.rtp);
+                        sync.video_sender_report(v.ntp, v.rtp);
+                        if let Some((rtp, at)) = playout.lock().ok().and_then(|p| p.playing()) {
+                            sync.audio_playing(rtp, at);
+                            sync.video_render_at(f.rtp_ts, Instant::now());
+                            if let (Some(o), Ok(mut v)) = (sync.offset_ms(), rx.av_offsets_us.lock()) {
+                                if v.len() < 100_000 {
+                                    v.push((o * 1e3) as i64);
+                                }
+                            }
+                        }
+                    }
                     if rx.decoded.fetch_add(1, Relaxed) == 0 {
                         *rx.first_at.lock().unwrap() = Some(Instant::now());
                         out.event("first_remote_frame", json!({"stamp": read_stamp(&img).map(|s| s.frame)}));
@@ -136,28 +169,31 @@ fn spawn_decoder(mut frames: tokio::sync::mpsc::Receiver<VideoFrame>, rx: Arc<Re
     });
 }
 
-/// Decodes the peer's Opus: a one-packet gap is rebuilt from the next
-/// packet's FEC, longer ones concealed.
-fn spawn_audio_decoder(mut packets: tokio::sync::mpsc::Receiver<AudioPacket>, decoded: Arc<AtomicU64>, concealed: Arc<AtomicU64>) {
+/// Plays the peer's audio: packets go into the jitter buffer as they
+/// arrive, and a speaker pulls 20 ms at a time: a real one with
+/// `--speaker`, otherwise a clock standing in for one (so the jitter
+/// buffer, loss concealment and FEC all run as in the app).
+fn spawn_audio_playout(mut packets: tokio::sync::mpsc::Receiver<AudioPacket>, playout: Arc<Mutex<AudioPlayout>>) {
     std::thread::spawn(move || {
-        let Ok(mut dec) = OpusDecoder::new() else { return };
-        let mut expected: Option<u16> = None;
         while let Some(p) = packets.blocking_recv() {
-            if let Some(e) = expected {
-                let gap = p.seq.wrapping_sub(e);
-                if gap > 0 && gap < 50 {
-                    for i in 0..gap {
-                        let ok = if i + 1 == gap { dec.recover(&p.data).is_ok() } else { dec.decode(None).is_ok() };
-                        if ok {
-                            concealed.fetch_add(1, Relaxed);
-                        }
-                    }
-                }
+            if let Ok(mut pl) = playout.lock() {
+                pl.push(p.seq, p.rtp_ts, p.data.to_vec(), p.arrival);
             }
-            expected = Some(p.seq.wrapping_add(1));
-            if dec.decode(Some(&p.data)).is_ok() {
-                decoded.fetch_add(1, Relaxed);
+        }
+    });
+}
+
+fn spawn_virtual_speaker(playout: Arc<Mutex<AudioPlayout>>, stop: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        let mut pcm = vec![0i16; ringlet_media::FRAME_SAMPLES];
+        let period = Duration::from_millis(20);
+        let mut next = Instant::now();
+        while !stop.load(Relaxed) {
+            if let Ok(mut pl) = playout.lock() {
+                pl.fill(&mut pcm);
             }
+            next += period;
+            std::thread::sleep(next.saturating_duration_since(Instant::now()));
         }
     });
 }
@@ -246,10 +282,22 @@ async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> 
         _ => None,
     };
     let received = Arc::new(Received::default());
-    let (audio_decoded, audio_concealed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let playout = AudioPlayout::shared().context("Opus decoder")?;
     if let Some(remote) = call.take_remote_audio() {
-        spawn_audio_decoder(remote, Arc::clone(&audio_decoded), Arc::clone(&audio_concealed));
+        spawn_audio_playout(remote, Arc::clone(&playout));
     }
+    let speaker_stop = Arc::new(AtomicBool::new(false));
+    let _speaker = match &args.speaker {
+        Some(id) => {
+            let sp = Speaker::open(Some(id), playout.clone()).context("opening the speaker")?;
+            out.event("speaker", json!({"id": sp.device.id, "name": sp.device.name, "rate": sp.device.sample_rate}));
+            Some(sp)
+        }
+        None => {
+            spawn_virtual_speaker(Arc::clone(&playout), Arc::clone(&speaker_stop));
+            None
+        }
+    };
     let mut tone = ToneSource::default();
     let mut opus = if args.audio == AudioSource::Synthetic { Some(OpusEncoder::new(32_000).context("Opus encoder")?) } else { None };
     let mut audio_sent = 0u64;
@@ -270,7 +318,7 @@ async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> 
                     continue;
                 }
                 if let Ok(data) = enc.encode(&frame) {
-                    if sink.send(AudioPacket { data: data.into(), seq: 0 }) {
+                    if sink.send(AudioPacket::outgoing(data)) {
                         sent.fetch_add(1, Relaxed);
                     }
                 }
@@ -278,7 +326,7 @@ async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> 
         });
     }
     if let Some(remote) = call.take_remote_video() {
-        spawn_decoder(remote, Arc::clone(&received), Out { json: out.json, t0: out.t0 });
+        spawn_decoder(remote, Arc::clone(&received), Out { json: out.json, t0: out.t0 }, call.remote_clock(), Arc::clone(&playout));
     }
     // The encoder: the pattern goes in at 30 fps, VP8 comes out to the call.
     let keyframe = Arc::new(AtomicBool::new(true));
@@ -292,7 +340,7 @@ async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> 
                     None => EncoderConfig::hd(),
                 },
                 move |f| {
-                if sink.send(VideoFrame { data: f.data.into(), keyframe: f.keyframe }) {
+                if sink.send(VideoFrame::outgoing(f.data, f.keyframe)) {
                     sent.fetch_add(1, Relaxed);
                 }
             })
@@ -420,7 +468,7 @@ async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> 
             _ = audio_tick.tick(), if opus.is_some() && stats.connected => {
                 if let Some(enc) = opus.as_mut() {
                     if let Ok(data) = enc.encode(&tone.next_frame()) {
-                        if call.audio().send(AudioPacket { data: data.into(), seq: 0 }) {
+                        if call.audio().send(AudioPacket::outgoing(data)) {
                             audio_sent += 1;
                         }
                     }
@@ -448,7 +496,12 @@ async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> 
     if let (Some(t), Some(first)) = (stats.both_in_room, *received.first_at.lock().unwrap()) {
         stats.setup_ms = Some((first.saturating_duration_since(t).as_secs_f64() * 1e4).round() / 10.0);
     }
+    speaker_stop.store(true, Relaxed);
     let mut lat = received.latencies_us.lock().unwrap().clone();
+    let mut av: Vec<i64> = received.av_offsets_us.lock().unwrap().clone();
+    av.sort_unstable();
+    let av_at = |p: f64| (!av.is_empty()).then(|| av[((av.len() as f64 * p) as usize).min(av.len() - 1)] as f64 / 1000.0);
+    let audio = playout.lock().map(|p| p.stats()).unwrap_or_default();
     let summary = json!({
         "event": "summary",
         "connected": stats.connected,
@@ -460,8 +513,18 @@ async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> 
         "data_frames_sent": stats.data_frames_sent,
         "data_frames_received": stats.data_frames_received,
         "audio_frames_sent": audio_sent + mic_sent.load(Relaxed),
-        "audio_frames_received": audio_decoded.load(Relaxed),
-        "audio_frames_concealed": audio_concealed.load(Relaxed),
+        "audio_frames_received": audio.decoded,
+        "audio_frames_concealed": audio.concealed + audio.recovered,
+        "audio_frames_recovered": audio.recovered,
+        "audio_jitter": {
+            "target_ms": audio.jitter.target_ms,
+            "late": audio.jitter.late,
+            "lost": audio.jitter.lost,
+            "expanded": audio.jitter.expanded,
+            "accelerated": audio.jitter.accelerated,
+        },
+        "av_offset_ms": {"p05": av_at(0.05), "p50": av_at(0.5), "p95": av_at(0.95), "frames": av.len()},
+        "sender_reports": {"audio": call.remote_clock().audio().is_some(), "video": call.remote_clock().video().is_some()},
         "reconnects": stats.reconnects,
         "chats_received": stats.chats_received,
     });
