@@ -470,3 +470,66 @@ async fn audio_plays_through_the_jitter_buffer_and_lip_sync_has_its_clocks() {
     assert!(frames >= 60, "{frames} video frames");
     assert!(placed > 0, "no frame could be placed against the audio");
 }
+
+/// A person picks another camera mid-call: the capture switches source
+/// (here the test pattern at another size; no camera on this machine), the
+/// encoder follows with a keyframe, and the peer decodes the new picture,
+/// all on the same track, with no new offer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_the_camera_mid_call_needs_no_renegotiation() {
+    use ringlet_call::VideoFrame;
+    use ringlet_media::{EncodeJob, EncoderConfig, EncoderThread, VideoCapture, VideoInput, Vp8Decoder};
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+    let addr = server().await;
+    let (a, _a_rx, b, _b_rx) = open_pair(addr, "switch").await;
+    let offers_before = (stats(&a).await.offers_sent, stats(&b).await.offers_sent);
+
+    let capture = VideoCapture::start(VideoInput::TestPattern { width: 320, height: 240 }).unwrap();
+    let sink = a.video();
+    let enc = Arc::new(
+        EncoderThread::spawn(EncoderConfig { width: 320, height: 240, ..EncoderConfig::hd() }, move |f| {
+            sink.send(VideoFrame::outgoing(f.data, f.keyframe));
+        })
+        .unwrap(),
+    );
+    let (frames, feeder_enc, stop) = (capture.frames(), Arc::clone(&enc), Arc::new(AtomicBool::new(false)));
+    let stop2 = Arc::clone(&stop);
+    let feeder = std::thread::spawn(move || {
+        while !stop2.load(Relaxed) {
+            if let Some(frame) = frames.take_timeout(Duration::from_millis(100)) {
+                feeder_enc.submit(EncodeJob { frame, keyframe: false, bitrate_kbps: None });
+            }
+        }
+    });
+    let mut remote = b.take_remote_video().unwrap();
+    let (size_tx, mut sizes) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        let mut dec = Vp8Decoder::new().unwrap();
+        while let Some(f) = remote.blocking_recv() {
+            if let Ok(Some(img)) = dec.decode(&f.data) {
+                let _ = size_tx.send((img.width, img.height));
+            }
+        }
+    });
+    decoded_at(&mut sizes, (320, 240)).await;
+    capture.switch(VideoInput::TestPattern { width: 640, height: 360 }).unwrap();
+    decoded_at(&mut sizes, (640, 360)).await;
+
+    let offers_after = (stats(&a).await.offers_sent, stats(&b).await.offers_sent);
+    assert_eq!(offers_before, offers_after, "no renegotiation");
+    stop.store(true, Relaxed);
+    feeder.join().unwrap();
+    drop(capture);
+    a.hangup().await;
+    b.hangup().await;
+}
+
+/// Waits until 15 frames of this size were decoded.
+async fn decoded_at(sizes: &mut tokio::sync::mpsc::UnboundedReceiver<(usize, usize)>, want: (usize, usize)) {
+    let mut n = 0;
+    while n < 15 {
+        let s = tokio::time::timeout(WAIT, sizes.recv()).await.expect("frames keep coming").expect("decoder alive");
+        n += usize::from(s == want);
+    }
+}

@@ -6,6 +6,7 @@
 
 pub mod audio;
 pub mod camera;
+pub mod capture;
 pub mod devices;
 pub mod frame;
 pub mod jitter;
@@ -17,6 +18,7 @@ pub mod vp8;
 
 pub use audio::{rms, AudioError, OpusDecoder, OpusEncoder, ToneSource, FRAME_SAMPLES, SAMPLE_RATE};
 pub use camera::{cameras, rgb_to_i420, CameraCapture, CameraDevice, CameraEvent};
+pub use capture::{AudioCapture, AudioInput, CaptureEvent, VideoCapture, VideoInput};
 pub use devices::{audio_inputs, audio_outputs, AudioDevice, DeviceError, MicEvent, Microphone, Speaker, SpeakerEvent};
 pub use frame::I420Frame;
 pub use synthetic::{read_stamp, write_stamp, Stamp, TestPattern};

@@ -42,6 +42,22 @@ impl<T> Latest<T> {
         }
     }
 
+    /// Like [`take`](Self::take), but gives up after `timeout`.
+    pub fn take_timeout(&self, timeout: std::time::Duration) -> Option<T> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut s = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(v) = s.0.take() {
+                return Some(v);
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if s.1 || left.is_zero() {
+                return None;
+            }
+            s = self.ready.wait_timeout(s, left).unwrap_or_else(|e| e.into_inner()).0;
+        }
+    }
+
     pub fn close(&self) {
         self.slot.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
         self.ready.notify_all();

@@ -272,12 +272,21 @@ impl EncoderThread {
                     }
                 };
                 while let Some(job) = rx.take() {
+                    // A new source (another camera, the test pattern) may
+                    // bring another size: start a new stream at that size,
+                    // from a keyframe. The track and the call stay as they are.
+                    let (w, h) = (job.frame.width, job.frame.height);
+                    let mut keyframe = job.keyframe;
+                    if (w, h) != (enc.config().width, enc.config().height) {
+                        enc = Vp8Encoder::new(EncoderConfig { width: w, height: h, ..enc.config() })?;
+                        keyframe = true;
+                    }
                     if let Some(kbps) = job.bitrate_kbps {
                         if kbps != enc.config().bitrate_kbps {
                             enc.set_bitrate(kbps)?;
                         }
                     }
-                    for f in enc.encode(&job.frame, job.keyframe)? {
+                    for f in enc.encode(&job.frame, keyframe)? {
                         on_frame(f);
                     }
                 }
