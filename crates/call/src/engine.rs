@@ -100,7 +100,7 @@ enum Command {
 
 /// Counters of the current session (reset when a new peer session starts,
 /// except the reconnect count).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct CallStats {
     pub offers_sent: u64,
     pub answers_sent: u64,
@@ -117,6 +117,14 @@ pub struct CallStats {
     /// The congestion controller's target, bits per second (what the
     /// encoder should produce).
     pub target_bitrate_bps: u64,
+    /// Network quality of the current session, from webrtc's stats: the
+    /// selected candidate pair's round-trip time, and RTP totals (the
+    /// caller turns totals into rates).
+    pub rtt_ms: Option<f64>,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub packets_received: u64,
+    pub packets_lost: i64,
 }
 
 /// A running call. Dropping it does not hang up: call [`Call::hangup`].
@@ -326,6 +334,23 @@ struct Actor {
     remote_clock: Arc<RemoteClock>,
 }
 
+/// Fills the quality fields of `st` from a webrtc stats report.
+fn network_quality(report: &rtc::statistics::report::RTCStatsReport, st: &mut CallStats) {
+    st.rtt_ms = report
+        .candidate_pairs()
+        .filter(|p| p.nominated && p.current_round_trip_time > 0.0)
+        .map(|p| p.current_round_trip_time * 1e3)
+        .next();
+    for i in report.inbound_rtp_streams() {
+        st.bytes_received += i.bytes_received;
+        st.packets_received += i.received_rtp_stream_stats.packets_received;
+        st.packets_lost += i.received_rtp_stream_stats.packets_lost;
+    }
+    for o in report.outbound_rtp_streams() {
+        st.bytes_sent += o.sent_rtp_stream_stats.bytes_sent;
+    }
+}
+
 fn to_rtc(d: &SessionDescription) -> Result<RTCSessionDescription, String> {
     let v = serde_json::to_value(d).map_err(|e| e.to_string())?;
     serde_json::from_value(v).map_err(|e| format!("unusable description: {e}"))
@@ -392,6 +417,8 @@ impl Actor {
                         if let Some(s) = &self.session {
                             st.candidates_queued = s.neg.queued() as u64;
                             st.candidates_dropped = s.neg.dropped_candidates;
+                            let report = s.pc.get_stats(Instant::now(), rtc::statistics::StatsSelector::None).await;
+                            network_quality(&report, &mut st);
                         }
                         let _ = tx.send(st);
                     }

@@ -100,6 +100,7 @@ async fn two_engines_connect_and_exchange_data() {
     until(&mut b_rx, "alice's chat", |e| *e == CallEvent::Chat("hello from alice".into())).await;
     let st = stats(&a).await;
     assert!(st.target_bitrate_bps >= 100_000, "congestion control publishes a target: {st:?}");
+    assert!(st.rtt_ms.is_some_and(|r| r >= 0.0), "the selected pair has a round-trip time: {st:?}");
     b.set_media(true, false);
     until(&mut a_rx, "bob muted", |e| *e == CallEvent::RemoteMedia { audio_muted: true, video_muted: false }).await;
     b.hangup().await;
@@ -457,6 +458,9 @@ async fn audio_plays_through_the_jitter_buffer_and_lip_sync_has_its_clocks() {
     stop.store(true, Relaxed);
     let loud = tokio::task::spawn_blocking(move || speaker.join().unwrap()).await.unwrap();
     let (audio_report, video_report) = (b.remote_clock().audio(), b.remote_clock().video());
+    let (sent_stats, received_stats) = (stats(&a).await, stats(&b).await);
+    assert!(received_stats.packets_received >= 200 && received_stats.bytes_received > 10_000, "{received_stats:?}");
+    assert!(sent_stats.bytes_sent >= received_stats.bytes_received / 2, "{sent_stats:?}");
     a.hangup().await;
     b.hangup().await;
     tokio::task::spawn_blocking(move || enc.finish()).await.unwrap().unwrap();
