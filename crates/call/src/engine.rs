@@ -136,6 +136,7 @@ pub struct Call {
     video: VideoSender,
     remote_video: Arc<std::sync::Mutex<Option<mpsc::Receiver<VideoFrame>>>>,
     remote_clock: Arc<RemoteClock>,
+    remote_keyframe: Arc<tokio::sync::Notify>,
 }
 
 impl Call {
@@ -155,6 +156,7 @@ impl Call {
         let (audio_target_tx, audio_target_rx) = tokio::sync::watch::channel(None);
         crate::audio::spawn_writer(audio_rx, audio_target_rx);
         let remote_clock = Arc::new(RemoteClock::default());
+        let remote_keyframe = Arc::new(tokio::sync::Notify::new());
         let actor = Actor {
             config,
             signaling,
@@ -173,11 +175,12 @@ impl Call {
             audio_target: audio_target_tx,
             remote_audio: remote_audio_tx,
             remote_clock: Arc::clone(&remote_clock),
+            remote_keyframe: Arc::clone(&remote_keyframe),
         };
         tokio::spawn(actor.run(sig_rx, pc_rx, cmd_rx, keyframe_rx));
         let remote_video = Arc::new(std::sync::Mutex::new(Some(remote_rx)));
         let remote_audio = Arc::new(std::sync::Mutex::new(Some(remote_audio_rx)));
-        (Call { cmd, audio, remote_audio, video, remote_video, remote_clock }, ev_rx)
+        (Call { cmd, audio, remote_audio, video, remote_video, remote_clock, remote_keyframe }, ev_rx)
     }
 
     /// Where to put Opus packets (20 ms each) for the peer. Never blocks.
@@ -207,6 +210,12 @@ impl Call {
     /// wall clock), for lip sync.
     pub fn remote_clock(&self) -> Arc<RemoteClock> {
         Arc::clone(&self.remote_clock)
+    }
+
+    /// Asks the peer for a keyframe (a PLI): for a view that lost frames
+    /// downstream of the engine and cannot decode until the next one.
+    pub fn request_remote_keyframe(&self) {
+        self.remote_keyframe.notify_one();
     }
 
     /// Sends raw text over the data channel.
@@ -332,6 +341,7 @@ struct Actor {
     audio_target: tokio::sync::watch::Sender<Option<crate::media_path::Target>>,
     remote_audio: mpsc::Sender<AudioPacket>,
     remote_clock: Arc<RemoteClock>,
+    remote_keyframe: Arc<tokio::sync::Notify>,
 }
 
 /// Fills the quality fields of `st` from a webrtc stats report.
@@ -782,7 +792,12 @@ impl Actor {
                 if track.kind().await == rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Audio {
                     crate::audio::spawn_reader(track, self.remote_audio.clone(), Arc::clone(&self.remote_clock));
                 } else {
-                    crate::video::spawn_reader(track, self.remote_video.clone(), Arc::clone(&self.remote_clock));
+                    crate::video::spawn_reader(
+                        track,
+                        self.remote_video.clone(),
+                        Arc::clone(&self.remote_clock),
+                        Arc::clone(&self.remote_keyframe),
+                    );
                 }
             }
             PcEvent::DataOpen => {

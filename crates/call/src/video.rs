@@ -159,7 +159,12 @@ impl FrameAssembler {
 
 /// Depacketizes the peer's VP8 into frames for the app, asking for a
 /// keyframe when the track opens and whenever frames were lost or dropped.
-pub(crate) fn spawn_reader(track: Arc<dyn TrackRemote>, out: mpsc::Sender<VideoFrame>, clock: Arc<RemoteClock>) {
+pub(crate) fn spawn_reader(
+    track: Arc<dyn TrackRemote>,
+    out: mpsc::Sender<VideoFrame>,
+    clock: Arc<RemoteClock>,
+    keyframe_wanted: Arc<tokio::sync::Notify>,
+) {
     tokio::spawn(async move {
         let ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
         let pli = |t: Arc<dyn TrackRemote>| async move {
@@ -170,7 +175,17 @@ pub(crate) fn spawn_reader(track: Arc<dyn TrackRemote>, out: mpsc::Sender<VideoF
         let mut assembler = FrameAssembler::default();
         let mut last_pli = Instant::now();
         let mut need_key = true;
-        while let Some(e) = track.poll().await {
+        loop {
+            let e = tokio::select! {
+                e = track.poll() => e,
+                // The app lost frames downstream (a slow view): ask anew.
+                _ = keyframe_wanted.notified() => {
+                    last_pli = Instant::now();
+                    pli(track.clone()).await;
+                    continue;
+                }
+            };
+            let Some(e) = e else { break };
             match e {
                 TrackRemoteEvent::OnRtpPacket(p) => {
                     let h = &p.header;

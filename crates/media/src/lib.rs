@@ -10,6 +10,7 @@ pub mod capture;
 pub mod devices;
 pub mod frame;
 pub mod jitter;
+pub mod jpeg;
 pub mod mailbox;
 pub mod playout;
 pub mod synthetic;
@@ -21,8 +22,9 @@ pub use camera::{cameras, rgb_to_i420, CameraCapture, CameraDevice, CameraEvent}
 pub use capture::{AudioCapture, AudioInput, CaptureEvent, VideoCapture, VideoInput};
 pub use devices::{audio_inputs, audio_outputs, AudioDevice, DeviceError, MicEvent, Microphone, Speaker, SpeakerEvent};
 pub use frame::I420Frame;
+pub use jpeg::{i420_to_jpeg, JpegError};
 pub use synthetic::{read_stamp, write_stamp, Stamp, TestPattern};
 pub use sync::AvSync;
 pub use mailbox::Latest;
-pub use playout::{AudioPlayout, PcmSource, PlayoutStats, SharedSource};
+pub use playout::{AudioPlayout, ClockSpeaker, PcmSource, PlayoutStats, SharedSource};
 pub use vp8::{CodecError, EncodeJob, EncodedFrame, EncoderConfig, EncoderThread, Vp8Decoder, Vp8Encoder};

@@ -117,6 +117,48 @@ impl PcmSource for AudioPlayout {
     }
 }
 
+/// Stands in for a speaker where there is none (a headless peer, a
+/// machine without a sound card): pulls 20 ms every 20 ms on a thread of
+/// its own, so the jitter buffer, concealment and lip sync run as they do
+/// with a device. Dropping it stops the thread.
+pub struct ClockSpeaker {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ClockSpeaker {
+    pub fn start(source: SharedSource) -> ClockSpeaker {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = Arc::new(AtomicBool::new(false));
+        let halt = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("clock-speaker".into())
+            .spawn(move || {
+                let mut pcm = vec![0i16; FRAME_SAMPLES];
+                let period = std::time::Duration::from_millis(20);
+                let mut next = Instant::now();
+                while !halt.load(Ordering::Relaxed) {
+                    if let Ok(mut s) = source.lock() {
+                        s.fill(&mut pcm);
+                    }
+                    next += period;
+                    std::thread::sleep(next.saturating_duration_since(Instant::now()));
+                }
+            })
+            .ok();
+        ClockSpeaker { stop, thread }
+    }
+}
+
+impl Drop for ClockSpeaker {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,8 +23,8 @@ use std::sync::{Arc, Mutex};
 
 use ringlet_call::{AudioPacket, Call, CallConfig, CallEvent, DataMessage, RemoteClock, SignalingConfig, VideoFrame};
 use ringlet_media::{
-    read_stamp, AudioPlayout, AvSync, CameraCapture, CameraEvent, EncodeJob, EncoderConfig, EncoderThread, Microphone,
-    OpusEncoder, PcmSource, Speaker, TestPattern, ToneSource, Vp8Decoder,
+    read_stamp, AudioPlayout, AvSync, ClockSpeaker, CameraCapture, CameraEvent, EncodeJob, EncoderConfig, EncoderThread, Microphone,
+    OpusEncoder, Speaker, TestPattern, ToneSource, Vp8Decoder,
 };
 use ringlet_proto::{PeerId, RoomId};
 use serde_json::{json, Value};
@@ -183,21 +183,6 @@ fn spawn_audio_playout(mut packets: tokio::sync::mpsc::Receiver<AudioPacket>, pl
     });
 }
 
-fn spawn_virtual_speaker(playout: Arc<Mutex<AudioPlayout>>, stop: Arc<AtomicBool>) {
-    std::thread::spawn(move || {
-        let mut pcm = vec![0i16; ringlet_media::FRAME_SAMPLES];
-        let period = Duration::from_millis(20);
-        let mut next = Instant::now();
-        while !stop.load(Relaxed) {
-            if let Ok(mut pl) = playout.lock() {
-                pl.fill(&mut pcm);
-            }
-            next += period;
-            std::thread::sleep(next.saturating_duration_since(Instant::now()));
-        }
-    });
-}
-
 fn percentile(v: &mut [u64], p: f64) -> Option<f64> {
     if v.is_empty() {
         return None;
@@ -286,17 +271,13 @@ async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> 
     if let Some(remote) = call.take_remote_audio() {
         spawn_audio_playout(remote, Arc::clone(&playout));
     }
-    let speaker_stop = Arc::new(AtomicBool::new(false));
-    let _speaker = match &args.speaker {
+    let (_speaker, _clock_speaker) = match &args.speaker {
         Some(id) => {
             let sp = Speaker::open(Some(id), playout.clone()).context("opening the speaker")?;
             out.event("speaker", json!({"id": sp.device.id, "name": sp.device.name, "rate": sp.device.sample_rate}));
-            Some(sp)
+            (Some(sp), None)
         }
-        None => {
-            spawn_virtual_speaker(Arc::clone(&playout), Arc::clone(&speaker_stop));
-            None
-        }
+        None => (None, Some(ClockSpeaker::start(playout.clone()))),
     };
     let mut tone = ToneSource::default();
     let mut opus = if args.audio == AudioSource::Synthetic { Some(OpusEncoder::new(32_000).context("Opus encoder")?) } else { None };
@@ -496,7 +477,6 @@ async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> 
     if let (Some(t), Some(first)) = (stats.both_in_room, *received.first_at.lock().unwrap()) {
         stats.setup_ms = Some((first.saturating_duration_since(t).as_secs_f64() * 1e4).round() / 10.0);
     }
-    speaker_stop.store(true, Relaxed);
     let mut lat = received.latencies_us.lock().unwrap().clone();
     let mut av: Vec<i64> = received.av_offsets_us.lock().unwrap().clone();
     av.sort_unstable();
