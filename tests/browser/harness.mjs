@@ -1,6 +1,7 @@
-// Shared by browser.test.mjs and bench/call-setup.mjs: a static server for
-// the seed-client page, Debian Chromium through playwright-core, and the
-// Ringlet binaries (ringlet-signal, ringlet-peer) as child processes.
+// Shared by the browser tests and bench/call-setup.mjs: a static server for
+// the seed-client page, Debian Chromium through playwright-core, the
+// Ringlet binaries (ringlet-signal, ringlet-peer) as child processes, and
+// helpers for the web client that ringlet-signal serves at /r/<room>.
 
 import { spawn } from 'node:child_process';
 import { existsSync, accessSync, mkdtempSync, readFileSync, rmSync, constants as fsConstants } from 'node:fs';
@@ -85,12 +86,33 @@ export async function launchBrowser() {
   });
   return {
     context,
+    /**
+     * A new tab. `page.consoleLines` keeps its console; `page.problems`
+     * collects console errors, uncaught exceptions and Content Security
+     * Policy violations (from `securitypolicyviolation` events, recorded by
+     * an init script before any page script runs).
+     */
     async newPage() {
       const page = await context.newPage();
       const console_ = [];
-      page.on('console', (m) => { console_.push(`[${m.type()}] ${m.text()}`); if (console_.length > 500) console_.shift(); });
-      page.on('pageerror', (e) => console_.push(`[pageerror] ${e}`));
+      const problems = [];
+      page.on('console', (m) => {
+        console_.push(`[${m.type()}] ${m.text()}`);
+        if (console_.length > 500) console_.shift();
+        if (m.type() === 'error') problems.push(`console error: ${m.text()}`);
+      });
+      page.on('pageerror', (e) => {
+        console_.push(`[pageerror] ${e}`);
+        problems.push(`uncaught: ${e}`);
+      });
+      await page.addInitScript(() => {
+        window.__cspViolations = [];
+        document.addEventListener('securitypolicyviolation', (e) => {
+          window.__cspViolations.push(`${e.violatedDirective} blocked ${e.blockedURI || '(inline)'} at ${e.sourceFile}:${e.lineNumber}`);
+        });
+      });
       page.consoleLines = console_;
+      page.problems = problems;
       return page;
     },
     async close() {
@@ -150,6 +172,11 @@ async function startListening(cmd, args, env, lineRe, what) {
     proc,
     output: () => output,
     alive: () => proc.exitCode === null && proc.signalCode === null,
+    /** SIGKILL: no goodbye to anyone, as a crash or a power cut. */
+    async kill() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+      await exited;
+    },
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) {
         proc.kill('SIGTERM');
@@ -162,9 +189,14 @@ async function startListening(cmd, args, env, lineRe, what) {
   };
 }
 
-/** ringlet-signal on 127.0.0.1:0, allowing `corsOrigins`. */
-export function startSignal(bin, corsOrigins = []) {
-  const args = ['--listen', '127.0.0.1:0', ...corsOrigins.flatMap((o) => ['--cors-origin', o])];
+/**
+ * ringlet-signal on 127.0.0.1 (`port`, default any free one), allowing
+ * `corsOrigins`. It serves the web client compiled into it, or the
+ * directory in env RINGLET_WEB_ROOT (it reads that variable itself) when
+ * working on ui/ without rebuilding.
+ */
+export function startSignal(bin, corsOrigins = [], { port = 0, extra = [] } = {}) {
+  const args = ['--listen', `127.0.0.1:${port}`, ...corsOrigins.flatMap((o) => ['--cors-origin', o]), ...extra];
   return startListening(bin, args, { RINGLET_LOG: process.env.RINGLET_LOG ?? 'info' }, /^listening on 127\.0\.0\.1:(\d+)\s*$/, 'ringlet-signal');
 }
 
