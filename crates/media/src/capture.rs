@@ -19,7 +19,7 @@
 //! ```
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::audio::{ToneSource, FRAME_SAMPLES};
@@ -94,7 +94,7 @@ impl VideoSource {
 pub struct VideoCapture {
     frames: Arc<Latest<I420Frame>>,
     switch: mpsc::Sender<VideoSource>,
-    events: mpsc::Receiver<CaptureEvent>,
+    events: Mutex<mpsc::Receiver<CaptureEvent>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -112,7 +112,7 @@ impl VideoCapture {
             .name("video-capture".into())
             .spawn(move || run_video(first, &out, &switches, &ev_tx, &halt))
             .map_err(|e| DeviceError::Backend(e.to_string()))?;
-        Ok(VideoCapture { frames, switch, events, stop, thread: Some(thread) })
+        Ok(VideoCapture { frames, switch, events: Mutex::new(events), stop, thread: Some(thread) })
     }
 
     /// The newest frame waits here (one slot: a slow reader loses old
@@ -130,7 +130,7 @@ impl VideoCapture {
 
     /// Events since the last call.
     pub fn events(&self) -> Vec<CaptureEvent> {
-        self.events.try_iter().collect()
+        self.events.lock().map(|e| e.try_iter().collect()).unwrap_or_default()
     }
 }
 
@@ -235,9 +235,9 @@ impl AudioSource {
 /// A running audio capture (48 kHz mono, 20 ms frames) whose source can be
 /// switched.
 pub struct AudioCapture {
-    frames: Option<mpsc::Receiver<Vec<i16>>>,
+    frames: Mutex<Option<mpsc::Receiver<Vec<i16>>>>,
     switch: mpsc::Sender<AudioSource>,
-    events: mpsc::Receiver<CaptureEvent>,
+    events: Mutex<mpsc::Receiver<CaptureEvent>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -258,12 +258,12 @@ impl AudioCapture {
             .name("audio-capture".into())
             .spawn(move || run_audio(first, &tx, &switches, &ev_tx, &halt))
             .map_err(|e| DeviceError::Backend(e.to_string()))?;
-        Ok(AudioCapture { frames: Some(frames), switch, events, stop, thread: Some(thread) })
+        Ok(AudioCapture { frames: Mutex::new(Some(frames)), switch, events: Mutex::new(events), stop, thread: Some(thread) })
     }
 
     /// The 20 ms frames, in order (bounded). Can be taken once.
-    pub fn take_frames(&mut self) -> Option<mpsc::Receiver<Vec<i16>>> {
-        self.frames.take()
+    pub fn take_frames(&self) -> Option<mpsc::Receiver<Vec<i16>>> {
+        self.frames.lock().ok()?.take()
     }
 
     /// Replaces the source. The new one is opened first: on error the old
@@ -275,7 +275,7 @@ impl AudioCapture {
 
     /// Events since the last call.
     pub fn events(&self) -> Vec<CaptureEvent> {
-        self.events.try_iter().collect()
+        self.events.lock().map(|e| e.try_iter().collect()).unwrap_or_default()
     }
 }
 

@@ -55,7 +55,7 @@ fn video_switches_source_and_size_and_a_missing_camera_changes_nothing() {
 
 #[test]
 fn audio_switches_between_tone_and_microphone_and_refuses_a_missing_one() {
-    let mut audio = AudioCapture::start(AudioInput::Tone).unwrap();
+    let audio = AudioCapture::start(AudioInput::Tone).unwrap();
     let frames = audio.take_frames().unwrap();
     assert!(audio.take_frames().is_none(), "taken once");
     let loud = |f: &Vec<i16>| rms(f) > 1000.0;
