@@ -56,11 +56,13 @@ function snapshot() {
       hasAudio: !!m.tracks.audio,
       hasVideo: !!m.tracks.video,
       errors: { ...m.errors },
+      started: m.started,
       micPeak: m.meter.peak,
       previewWidth: $('preview').videoWidth,
     },
     call: ui.call ? ui.call.snapshot() : null,
     remoteVideo: { width: remote.videoWidth, height: remote.videoHeight, firstFrameAt: ui.firstRemoteFrameAt, framesPresented: ui.remoteFramesPresented },
+    speaker: $('remote-audio').sinkId ?? null,
     chatOpen: ui.chatOpen,
     unread: ui.unread,
   };
@@ -253,12 +255,18 @@ async function prejoin(room) {
   navigator.mediaDevices?.addEventListener?.('devicechange', fillPickers);
   renderMedia();
   meterLoop();
+  // Join waits for the camera and microphone, but not for ever: someone
+  // who leaves the permission prompt open can join, and whatever they
+  // allow later joins the call (the senders take new tracks).
   $('join-button').disabled = true;
   $('prejoin-note').textContent = 'Starting your camera and microphone…';
-  await media.start();
+  const started = media.start().then(fillPickers);
+  await Promise.race([started, new Promise((r) => setTimeout(r, 4000))]);
   $('join-button').disabled = false;
-  $('prejoin-note').textContent = '';
-  await fillPickers();
+  started.then(() => { $('prejoin-note').textContent = ''; });
+  if (media.started) $('prejoin-note').textContent = '';
+  else $('prejoin-note').textContent = 'Still waiting for your camera and microphone (is the browser asking for permission?). You can join now.';
+  await started;
 }
 
 function saveName() {
@@ -447,6 +455,9 @@ function wireCallControls() {
     $('remote-audio').play().then(() => { $('enable-sound').hidden = true; }).catch(() => {});
   });
   $('rejoin').addEventListener('click', () => location.reload());
+  const link = webLink(location.origin, ui.room);
+  $('waiting-link').value = link;
+  $('waiting-copy').addEventListener('click', () => copyText(link, $('waiting-link'), $('waiting-copy-status')));
   const remote = $('remote-video');
   remote.addEventListener('loadeddata', markFirstFrame);
   remote.addEventListener('resize', () => renderCall(ui.call?.snapshot()));
@@ -503,6 +514,7 @@ function attachRemote(stream) {
     video.srcObject = null;
     audio.srcObject = null;
     ui.remoteVideoTrack = null;
+    renderStats(null);
     renderCall(ui.call?.snapshot());
     return;
   }
@@ -558,9 +570,12 @@ function renderCall(s) {
   $('remote-video').hidden = !videoShown;
   $('remote-off').hidden = videoShown;
   const name = s.remote?.name || '';
-  $('remote-avatar').textContent = initial(name || '?');
+  $('remote-avatar').textContent = initial(name || 'Guest');
   let message = '';
-  if (s.status === 'waiting') message = 'Waiting for the other person to join. Share the link to invite them.';
+  const waiting = s.status === 'waiting';
+  $('waiting-share').hidden = !waiting;
+  $('remote-avatar').hidden = waiting;
+  if (waiting) message = 'Nobody else is here yet.';
   else if (s.status === 'peer-left') message = `${text}. They can come back with the same link.`;
   else if (s.status === 'unreachable') message = text;
   else if (s.status === 'connecting') message = text;

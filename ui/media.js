@@ -60,6 +60,8 @@ export class LocalMedia extends Emitter {
     this.stream = new MediaStream();
     this.meter = new LevelMeter();
     this.stopped = false;
+    /** The first start() has finished (with or without devices). */
+    this.started = false;
   }
 
   get audioMuted() {
@@ -79,12 +81,20 @@ export class LocalMedia extends Emitter {
 
   /** Asks for the camera and microphone (one permission prompt for both). */
   async start() {
+    try {
+      await this.#start();
+    } finally {
+      this.started = true;
+      this.emit('change');
+    }
+  }
+
+  async #start() {
     // Only what is missing: a retry keeps the track that works.
     const kinds = ['audio', 'video'].filter((k) => !this.tracks[k] && !(k === 'video' && this.cameraOff));
     if (!kinds.length) return;
     if (!this.supported) {
       for (const k of ['audio', 'video']) this.errors[k] = describeMediaError(k, { name: 'InsecureContext' });
-      this.emit('change');
       return;
     }
     const want = Object.fromEntries(kinds.map((k) => [k, this.#constraints(k, false)]));
@@ -104,7 +114,6 @@ export class LocalMedia extends Emitter {
         }
       }
     }
-    this.emit('change');
   }
 
   /** Makes `track` the current `kind` track, stopping the one it replaces. */

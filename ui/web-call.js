@@ -216,6 +216,11 @@ export class WebCall extends Emitter {
       signalingState: s?.pc.signalingState ?? null,
       localUfrag: iceUfrag(s?.lastLocal?.sdp),
       remoteUfrag: iceUfrag(s?.lastRemote?.sdp),
+      /** The labels of the tracks our senders carry now (device switches replace them). */
+      sending: {
+        audio: s?.transceivers.audio?.sender.track?.label ?? null,
+        video: s?.transceivers.video?.sender.track?.label ?? null,
+      },
       remote: this.remote ? { ...this.remote } : null,
       remoteMedia: { ...this.remoteMedia },
       peerGone: this.peerGone,

@@ -19,7 +19,10 @@ export const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 export const CHROMIUM_ARGS = [
   '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+  // Fake devices and no permission prompts. Three cameras: Chromium's second
+  // fake camera is a depth camera (Y16, which no video encoder takes), so a
+  // device switch needs the third.
+  '--use-fake-device-for-media-stream=device-count=3', '--use-fake-ui-for-media-stream',
 ];
 
 /** The binary named by env `name`, checked. */

@@ -83,10 +83,40 @@ describe('the web client served by ringlet-signal', () => {
     assert.deepEqual(problems, [], `console errors on ${page.url()}:\n${page.consoleLines.join('\n')}`);
   }
 
-  /** Opens the room's pre-join page and waits until its camera and microphone are up. */
+  /** Opens the room's pre-join page and waits until it has its camera and microphone (or knows it cannot). */
   async function prejoin(page, room, base = env.signal.url) {
     await page.goto(`${base}/r/${room}`);
+    await h.until('the pre-join page to start its devices', async () => (await state(page)).media?.started, JOIN_WAIT);
     await page.waitForSelector('#join-button:enabled', { timeout: JOIN_WAIT });
+  }
+
+  /**
+   * Switches camera, microphone and speaker in the call's settings dialog,
+   * to devices other than the current ones; returns what was chosen.
+   */
+  async function switchDevices(page) {
+    const before = await call(page);
+    await page.click('#settings-open');
+    await page.waitForSelector('#settings[open] #camera-select');
+    const pick = async (sel, current) => {
+      const options = await page.$$eval(`${sel} option`, (os) => os.map((o) => ({ value: o.value, label: o.textContent })));
+      // Not fake_device_1: Chromium's fake depth camera (see harness.mjs).
+      const other = options.find((o) => o.label !== current && o.value && o.label !== 'fake_device_1');
+      assert.ok(other, `${sel} offers another device than ${current}: ${JSON.stringify(options)}`);
+      await page.selectOption(sel, other.value);
+      return other;
+    };
+    const camera = await pick('#camera-select', before.sending.video);
+    await h.until(`the call to send the camera "${camera.label}"`, async () => (await call(page)).sending.video === camera.label, 10_000);
+    const mic = await pick('#mic-select', before.sending.audio);
+    await h.until(`the call to send the microphone "${mic.label}"`, async () => (await call(page)).sending.audio === mic.label, 10_000);
+    const speakers = await page.$$eval('#speaker-select option', (os) => os.map((o) => ({ value: o.value, label: o.textContent })));
+    const speaker = speakers.find((o) => o.value && o.value !== 'default');
+    assert.ok(speaker, `a speaker to pick: ${JSON.stringify(speakers)}`);
+    await page.selectOption('#speaker-select', speaker.value);
+    await h.until(`the remote audio to play on "${speaker.label}"`, async () => (await state(page)).speaker === speaker.value, 10_000);
+    await page.click('#settings-close');
+    return { camera, mic, speaker };
   }
 
   /** Types a name and clicks Join; waits until the call is past `connecting`. */
@@ -248,7 +278,7 @@ describe('the web client served by ringlet-signal', () => {
   for (const order of ['browser-first', 'peer-first']) {
     const title = order === 'browser-first'
       ? 'Chromium joins first, ringlet-peer second and offers: VP8 and Opus both ways, chat both ways, mute and hang-up seen'
-      : 'ringlet-peer joins first, Chromium second and offers: VP8 and Opus both ways, chat both ways, mute and hang-up seen';
+      : 'ringlet-peer joins first, Chromium second and offers: VP8 and Opus both ways, devices switched mid-call without renegotiation, chat both ways, mute and hang-up seen';
     it(title, { timeout: 120_000 }, async () => {
       const room = `with-peer-${order}`;
       const page = await newPage();
@@ -273,6 +303,21 @@ describe('the web client served by ringlet-signal', () => {
         assert.equal(c.firstSent, order === 'peer-first' ? 'offer' : 'answer');
         assert.equal(c.polite, order === 'peer-first', 'the later joiner is polite');
         assert.ok(c.counters.dataFramesReceived > 0, 'ringlet-peer\'s test frames arrive on the data channel');
+
+        if (order === 'peer-first') {
+          // Devices switched mid-call go out on the same senders: no new
+          // offer or answer on either side, and ringlet-peer keeps decoding.
+          const negotiated = () => peer.events.filter((e) => e.event === 'negotiated').length;
+          const [before, negBefore, peerBefore] = [await call(page), negotiated(), peerVideo(peer)];
+          await switchDevices(page);
+          await h.until('ringlet-peer to decode the new camera, and the new microphone to be sent', async () => {
+            const now = await call(page);
+            return peerVideo(peer) >= peerBefore + MIN_FRAMES && now.stats.sent.audioPacketsSent > before.stats.sent.audioPacketsSent + 50;
+          }, MEDIA_WAIT);
+          const after = await call(page);
+          assert.deepEqual([after.counters.offersSent, after.counters.answersSent, negotiated()], [before.counters.offersSent, before.counters.answersSent, negBefore], 'no renegotiation for a device switch');
+          assert.equal(after.stats.sent.videoCodec, 'video/VP8');
+        }
 
         // Chat both ways: ringlet-peer's --chat line shows in the chat panel;
         // a line typed here reaches ringlet-peer.
@@ -435,6 +480,18 @@ describe('the web client served by ringlet-signal', () => {
       for (const id of ['mic-toggle', 'cam-toggle', 'chat-toggle', 'settings-open', 'hangup', 'quality', 'chat-input']) {
         assert.ok(reached.has(id), `#${id} is not reachable with Tab (reached: ${[...reached].join(', ')})`);
       }
+
+      // Bo reloads the page: Ada sees him leave; he joins again from the
+      // pre-join page (same tab, same peer id) and the call comes back.
+      await b.reload();
+      await h.until('Ada to see Bo leave', async () => (await call(a)).status === 'peer-left', 10_000);
+      await h.until('the reloaded page to start its devices', async () => (await state(b)).media?.started, JOIN_WAIT);
+      await b.waitForSelector('#join-button:enabled');
+      await b.click('#join-button');
+      await h.until('the call to come back after the reload', async () => {
+        const [ca2, cb2] = [await call(a), await call(b)];
+        return ca2.status === 'connected' && cb2?.status === 'connected' && decoded(ca2) > decoded(ca) && decoded(cb2) >= 10;
+      }, MEDIA_WAIT);
 
       // A third person gets a readable "full".
       c3 = await newPage();
