@@ -388,9 +388,14 @@ export class WebCall extends Emitter {
 
   #peerJoined(m) {
     if (!m?.peerId) return;
-    if (this.session && this.session.remote.peerId && this.session.remote.peerId !== m.peerId) {
+    const s = this.session;
+    if (s && s.remote.peerId && s.remote.peerId !== m.peerId) {
       // Someone else: the old session is over.
       this.#closeSession();
+    } else if (s && s.lastLocal && (s.pc.signalingState === 'have-local-offer' || s.pc.signalingState === 'stable')) {
+      // The same peer back on a server that forgot it (restarted): what we
+      // said while it was gone went nowhere. Say it again; a repeat is ignored.
+      this.#sendDescription(s, s.lastLocal);
     }
     // The newcomer offers; we answer (and yield no more in a collision).
     this.polite = false;
