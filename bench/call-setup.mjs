@@ -15,6 +15,15 @@
 //    -> connectionState connected, and offer sent -> first data-channel
 //    message from the other tab.
 //
+// 3. With a browser (bench/browser-setup.mjs, issue 6's three pairings, all
+//    with camera and microphone): two Chromium tabs running Ringlet's web
+//    client served by ringlet-signal; two Chromium tabs running the seed's
+//    client (with its fake camera and microphone added) through the seed's
+//    Node.js server; Chromium's web client with ringlet-peer through
+//    ringlet-signal, in both join orders. From "both in the room" to the
+//    newcomer's peer connection connected, and to a first video frame shown
+//    on both sides.
+//
 // Usage (from the repository root):
 //   RINGLET_SIGNAL_BIN=$HOME/.cache/ringlet-target/debug/ringlet-signal \
 //   RINGLET_PEER_BIN=$HOME/.cache/ringlet-target/debug/ringlet-peer \
@@ -28,8 +37,8 @@
 // Environment: SEED_SERVER_DIR (default ../shared/bench/seed-server, read
 // only: it is copied to SEED_BENCH_DIR, default $TMPDIR/seed-bench, and its
 // npm dependencies installed there, as compare.sh does); CHROMIUM_BIN
-// (default /usr/bin/chromium); CALLS (default 20); ONLY=peer|chromium to run
-// one half. tests/browser's npm packages (playwright-core, socket.io-client)
+// (default /usr/bin/chromium); CALLS (default 20); ONLY=peer|chromium|web to
+// run one part. tests/browser's npm packages (playwright-core, socket.io-client)
 // are installed with `npm ci` if missing.
 
 import { execSync } from 'node:child_process';
@@ -212,7 +221,7 @@ async function benchChromium() {
 // ------------------------------------------------------------------ main
 
 const t0 = Date.now();
-if (ONLY !== 'chromium') {
+if (!ONLY || ONLY === 'peer') {
   const signalBin = h.binFromEnv('RINGLET_SIGNAL_BIN');
   const peerBin = h.binFromEnv('RINGLET_PEER_BIN');
   const signal = await h.startSignal(signalBin);
@@ -225,8 +234,20 @@ if (ONLY !== 'chromium') {
     await signal.stop();
   }
 }
-if (ONLY !== 'peer') {
+if (!ONLY || ONLY === 'chromium') {
   log('# Chromium tabs through the seed server');
   console.log(JSON.stringify(await benchChromium()));
+}
+if (!ONLY || ONLY === 'web') {
+  const { benchBrowserPairings } = await import('./browser-setup.mjs');
+  const rows = await benchBrowserPairings(h, {
+    signalBin: h.binFromEnv('RINGLET_SIGNAL_BIN'),
+    peerBin: h.binFromEnv('RINGLET_PEER_BIN'),
+    seedDir: seedServerDir(),
+    calls: CALLS,
+    log,
+    summarize,
+  });
+  for (const row of rows) console.log(JSON.stringify(row));
 }
 log(`# done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
