@@ -19,14 +19,11 @@ const ui = {
   room: null,
   media: null,
   call: null,
-  callState: null,
   remoteVideoTrack: null,
   firstRemoteFrameAt: null,
   remoteFramesPresented: 0,
   chatOpen: false,
   unread: 0,
-  errors: [],
-  lastStatus: null,
 };
 
 // ------------------------------------------------------------ test hook
@@ -88,6 +85,9 @@ function toast(text) {
 function setText(el, text) {
   if (el.textContent !== text) el.textContent = text;
 }
+
+/** "Ada’s", or "Their" for someone without a name. */
+const possessive = (name) => (name ? `${name}’s` : 'Their');
 
 const initial = (name) => (name || '?').trim().charAt(0).toUpperCase() || '?';
 
@@ -553,7 +553,6 @@ function statusText(s) {
 
 function renderCall(s) {
   if (!s) return;
-  ui.callState = s;
   if (s.status === 'error') {
     problem(s.error?.code, s.error?.message);
     return;
@@ -579,12 +578,13 @@ function renderCall(s) {
   else if (s.status === 'peer-left') message = `${text}. They can come back with the same link.`;
   else if (s.status === 'unreachable') message = text;
   else if (s.status === 'connecting') message = text;
-  else if (s.remoteMedia.videoMuted) message = `${name || 'Their'}${name ? '’s' : ''} camera is off`.replace('Their’s', 'Their');
+  else if (s.remoteMedia.videoMuted) message = `${possessive(name)} camera is off`;
+  else if (!videoShown) message = name ? `No video from ${name} yet` : 'No video yet';
   setText($('remote-message'), message);
   $('remote-tag').hidden = !s.remote?.present;
   $('remote-name').textContent = name || 'Guest';
   $('remote-muted').hidden = !(s.remoteMedia.known && s.remoteMedia.audioMuted);
-  $('remote-muted').setAttribute('aria-label', `${name || 'Their'}${name ? '’s' : ''} microphone is off`.replace('Their’s', 'Their'));
+  $('remote-muted').setAttribute('aria-label', `${possessive(name)} microphone is off`);
   // Chat opens with the data channel.
   const input = $('chat-input');
   input.disabled = !s.chatReady;
@@ -598,7 +598,6 @@ function renderCall(s) {
   } else if (banner.dataset.kind !== 'rejoined') {
     banner.hidden = true;
   }
-  ui.lastStatus = s.status;
   renderTimer();
 }
 
