@@ -159,6 +159,14 @@ describe('the web client served by ringlet-signal', () => {
     assert.ok(s.remoteVideo.width > 0 && s.remoteVideo.firstFrameAt !== null, `the remote <video> shows frames: ${JSON.stringify(s.remoteVideo)}`);
     assert.equal(await page.isVisible('#remote-video'), true, 'the remote video is shown');
     assert.match(await page.textContent('#call-status'), /^Connected/);
+    // The quality indicator reads getStats: a grade, a round trip, bitrates.
+    await h.until('the quality indicator to show a grade and a round trip', async () =>
+      ['Good', 'Fair', 'Poor'].includes(await page.textContent('#quality-text')) && /^\d+ ms$/.test(await page.textContent('#q-rtt')), 15_000);
+    assert.match(await page.textContent('#q-in'), /^\d+ kbit\/s$/);
+    assert.match(await page.textContent('#q-video'), /^\d+×\d+.*VP8/);
+    assert.match(await page.getAttribute('#quality', 'aria-label'), /^Connection quality: (good|fair|poor)\./);
+    // The call timer runs from the moment the call connected.
+    await h.until('the call timer to run', async () => /^\d+:\d\d$/.test(await page.textContent('#call-timer')) && (await page.textContent('#call-timer')) !== '0:00', 5_000);
   }
 
   // ------------------------------------------------------------ lobby, pre-join
@@ -270,6 +278,29 @@ describe('the web client served by ringlet-signal', () => {
     } finally {
       await page.close();
       await env.browser.context.clearPermissions();
+    }
+  });
+
+  it('in the desktop window (window.__TAURI__), the lobby shows the embedded server and hands out browser links', { timeout: 30_000 }, async () => {
+    const page = await newPage();
+    // Tauri's invoke, as the desktop shell answers `signal_info`.
+    await page.addInitScript(() => {
+      window.__TAURI__ = { core: { invoke: async (cmd) => (cmd === 'signal_info' ? { url: 'http://127.0.0.1:3000', addr: '0.0.0.0:3000' } : Promise.reject(new Error(`unknown command ${cmd}`))) } };
+    });
+    try {
+      await page.goto(`${env.signal.url}/`);
+      await h.until('the embedded server to be shown', async () => (await page.textContent('#signal-status')) === 'Signaling server: http://127.0.0.1:3000', 5_000);
+      assert.equal((await state(page)).mode, 'desktop');
+      await page.click('#new-call');
+      await page.waitForSelector('#desktop-share:visible');
+      assert.match(await page.inputValue('#desktop-link'), /^http:\/\/127\.0\.0\.1:3000\/r\/[A-Za-z0-9_-]{22}$/);
+      assert.equal(new URL(page.url()).pathname, '/', 'the window stays on the lobby');
+      await page.fill('#join-input', 'ringlet://join/10.0.0.7:3000/team');
+      await page.press('#join-input', 'Enter');
+      await h.until('the link to the pasted room', async () => (await page.inputValue('#desktop-link')) === 'http://10.0.0.7:3000/r/team', 5_000);
+      await assertClean(page);
+    } finally {
+      await page.close();
     }
   });
 
