@@ -102,7 +102,7 @@ export class WebCall extends Emitter {
     this.counters = {
       rejoins: 0, iceRestarts: 0, offersSent: 0, answersSent: 0, rollbacks: 0, collisionsIgnored: 0,
       repeatsIgnored: 0, candidatesSent: 0, candidatesReceived: 0, candidatesApplied: 0, candidateErrors: 0,
-      dataFramesReceived: 0, sessions: 0, warnings: 0,
+      dataFramesReceived: 0, sessions: 0, warnings: 0, staleSeatsReleased: 0,
     };
     /** performance.timeOrigin-based ms of milestones, for the benchmark. */
     this.marks = { joinAck: null, bothInRoom: null, offerSent: null, connected: null, dataOpen: null };
@@ -313,6 +313,7 @@ export class WebCall extends Emitter {
       // so they hear peer-left then peer-joined and we offer anew. What the
       // server held for the old page is ignored (joined stays false).
       this.staleReset = true;
+      this.counters.staleSeatsReleased++;
       this.socket.timeout(JOIN_TIMEOUT_MS).emit('leave', { roomId: this.room }, () => this.#join());
       return;
     }

@@ -464,10 +464,11 @@ describe('the web client served by ringlet-signal', () => {
 
   // ------------------------------------------------------------ Chromium <-> Chromium
 
-  it('Chromium ↔ Chromium: video both ways, chat both ways, mute and camera-off shown on the other side, room full, hang-up', { timeout: 120_000 }, async () => {
+  it('Chromium ↔ Chromium: video both ways, chat both ways, mute and camera-off shown on the other side, reload, a stale seat taken back, room full, hang-up', { timeout: 120_000 }, async () => {
     const room = 'two-browsers';
     const a = await newPage();
-    const b = await newPage();
+    let b = await newPage();
+    let b2 = null;
     let c3 = null;
     try {
       await prejoin(a, room);
@@ -533,6 +534,26 @@ describe('the web client served by ringlet-signal', () => {
       assert.equal(await c3.textContent('#problem-title'), 'This call is full');
       await c3.close();
 
+      // A page that took Bo's seat without the old page saying goodbye (a
+      // reload whose goodbye was lost, a duplicated tab: same tab storage,
+      // same peer id). Its join resumes the held seat, so it leaves and
+      // joins afresh: Ada hears Bo leave and come back, and the call is
+      // set up again with the new page.
+      const boId = (await call(b)).peerId;
+      b2 = await newPage();
+      await b2.addInitScript(([key, id]) => sessionStorage.setItem(key, id), [`ringlet.peer.${room}`, boId]);
+      const sessionsBefore = (await call(a)).counters.sessions;
+      await prejoin(b2, room);
+      await join(b2, 'Bo again');
+      await h.until('the call to be set up again with the new page', async () => {
+        const [ca2, cb2] = [await call(a), await call(b2)];
+        return cb2.peerId === boId && ca2.counters.sessions > sessionsBefore && ca2.status === 'connected' && cb2.status === 'connected' && decoded(cb2) >= 10;
+      }, MEDIA_WAIT);
+      assert.equal((await call(a)).remote.name, 'Bo again');
+      assert.equal((await call(b2)).counters.staleSeatsReleased, 1, 'the new page released the held seat first');
+      await b.close();
+      b = b2;
+
       // Ada hangs up: she sees the goodbye screen, Bo sees she left.
       await a.click('#hangup');
       await a.waitForSelector('#ended:visible', { timeout: 10_000 });
@@ -544,8 +565,9 @@ describe('the web client served by ringlet-signal', () => {
       throw await withDiag(e, { a, b });
     } finally {
       await c3?.close().catch(() => {});
+      await b2?.close().catch(() => {});
       await a.close();
-      await b.close();
+      await b.close().catch(() => {});
     }
   });
 
