@@ -1,51 +1,65 @@
-//! The Ringlet desktop shell: a Tauri window over `ui/`, and the embedded
-//! signaling server. It stays thin: the engine lives in `crates/`.
+//! The Ringlet desktop shell: a Tauri window over `ui/`, the embedded
+//! signaling server, deep links, settings, and commands that step into
+//! `ringlet-session`, where the call lives. It stays thin.
 
-use std::net::SocketAddr;
-use std::sync::Mutex;
+use tauri::{Emitter, Manager, Runtime};
+use tauri_plugin_deep_link::DeepLinkExt;
+use tauri_plugin_store::StoreExt;
 
-use serde::Serialize;
-use tauri::Manager;
+pub mod commands;
+pub mod settings;
+pub mod signal;
 
-/// Where the embedded `ringlet-signal` listens, once it does.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct SignalInfo {
-    pub url: String,
-    pub addr: SocketAddr,
+pub use commands::Shell;
+pub use settings::Settings;
+pub use signal::{start_signal, SignalInfo};
+
+const SETTINGS_FILE: &str = "settings.json";
+const SETTINGS_KEY: &str = "settings";
+
+/// The stored settings, or the defaults (a damaged file is logged and
+/// ignored rather than stopping the app).
+pub fn load_settings<R: Runtime>(app: &tauri::AppHandle<R>) -> Settings {
+    let Ok(store) = app.store(SETTINGS_FILE) else { return Settings::default() };
+    store
+        .get(SETTINGS_KEY)
+        .and_then(|v| serde_json::from_value(v).map_err(|e| tracing::warn!(error = %e, "ignoring unreadable settings")).ok())
+        .unwrap_or_default()
 }
 
-pub struct SignalState(pub Mutex<Result<SignalInfo, String>>);
-
-/// The embedded server's address, or why it is not running.
-#[tauri::command]
-fn signal_info(state: tauri::State<'_, SignalState>) -> Result<SignalInfo, String> {
-    state.0.lock().map_err(|_| "state poisoned".to_string())?.clone()
+pub fn save_settings<R: Runtime>(app: &tauri::AppHandle<R>, settings: &Settings) -> Result<(), String> {
+    let store = app.store(SETTINGS_FILE).map_err(|e| format!("Cannot open the settings file: {e}"))?;
+    store.set(SETTINGS_KEY, serde_json::to_value(settings).map_err(|e| e.to_string())?);
+    store.save().map_err(|e| format!("Cannot save the settings: {e}"))
 }
 
-/// The preferred port for the embedded server: stable links across
-/// restarts. If it is taken, any free port does.
-const PREFERRED: &str = "0.0.0.0:3000";
+/// Hands `ringlet://` links to the page (or keeps them until it asks).
+fn open_links<R: Runtime>(app: &tauri::AppHandle<R>, urls: Vec<String>) {
+    let links: Vec<String> = urls.into_iter().filter(|u| u.starts_with("ringlet://")).collect();
+    if links.is_empty() {
+        return;
+    }
+    tracing::info!(?links, "opening links");
+    if let Some(w) = app.get_webview_window("main") {
+        let _ = w.unminimize();
+        let _ = w.set_focus();
+    }
+    if let Ok(mut pending) = app.state::<Shell>().pending_links.lock() {
+        pending.extend(links.iter().cloned());
+    }
+    for l in links {
+        let _ = app.emit(commands::LINK_EVENT, l);
+    }
+}
 
-/// Starts the embedded signaling server on `listen` (falling back to any
-/// free port) and serves it on the Tauri runtime until the app exits.
-pub async fn start_signal(listen: SocketAddr) -> Result<SignalInfo, String> {
-    let mut config = ringlet_signal::Config { listen, ..Default::default() };
-    let server = match ringlet_signal::Server::bind(config.clone()).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(%listen, error = %e, "preferred signaling port unavailable; using any free port");
-            config.listen.set_port(0);
-            ringlet_signal::Server::bind(config).await.map_err(|e| format!("cannot start signaling: {e}"))?
-        }
-    };
-    let addr = server.local_addr();
-    tauri::async_runtime::spawn(async move {
-        if let Err(e) = server.run(std::future::pending()).await {
-            tracing::error!(error = %e, "embedded signaling server stopped");
-        }
-    });
-    let host = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
-    Ok(SignalInfo { url: format!("http://{host}:{}", addr.port()), addr })
+/// Software GL is the common case on Linux desktops without a driver for
+/// the GPU, and there WebKit's compositing holds video at 14-20 fps and
+/// eats both cores (measured); drawing without it shows 720p at 30.
+fn webview_environment() {
+    if std::env::var_os("WEBKIT_DISABLE_COMPOSITING_MODE").is_none() && std::env::var_os("RINGLET_WEBKIT_COMPOSITING").is_none() {
+        // SAFETY: at start-up, before any thread that reads the environment.
+        unsafe { std::env::set_var("WEBKIT_DISABLE_COMPOSITING_MODE", "1") };
+    }
 }
 
 pub fn run() {
@@ -55,26 +69,66 @@ pub fn run() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .try_init();
+    webview_environment();
     tauri::Builder::default()
-        .manage(SignalState(Mutex::new(Err("starting".into()))))
+        // First: a second instance hands its link to this one and exits.
+        .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
+            open_links(app, argv);
+        }))
+        .plugin(tauri_plugin_deep_link::init())
+        .plugin(tauri_plugin_store::Builder::new().build())
+        .manage(Shell::default())
         .setup(|app| {
+            #[cfg(any(target_os = "linux", all(debug_assertions, windows)))]
+            if let Err(e) = app.deep_link().register_all() {
+                // Links still work when the .deb registered the scheme.
+                tracing::warn!(error = %e, "could not register ringlet:// for this build");
+            }
+            let handle = app.handle().clone();
+            app.deep_link().on_open_url(move |event| {
+                open_links(&handle, event.urls().iter().map(|u| u.to_string()).collect());
+            });
+            if let Ok(Some(urls)) = app.deep_link().get_current() {
+                open_links(app.handle(), urls.iter().map(|u| u.to_string()).collect());
+            }
+            // Started with a link on the command line (as the desktop
+            // entry does: `ringlet %u`).
+            open_links(app.handle(), std::env::args().skip(1).collect());
+
             let handle = app.handle().clone();
             tauri::async_runtime::spawn(async move {
-                let result = match std::env::var("RINGLET_SIGNAL_LISTEN").ok().as_deref().unwrap_or(PREFERRED).parse() {
+                let result = match std::env::var("RINGLET_SIGNAL_LISTEN").ok().as_deref().unwrap_or(signal::PREFERRED).parse() {
                     Ok(listen) => start_signal(listen).await,
                     Err(e) => Err(format!("RINGLET_SIGNAL_LISTEN: {e}")),
                 };
                 match &result {
-                    Ok(info) => tracing::info!(url = %info.url, "embedded signaling server listening"),
+                    Ok(info) => tracing::info!(url = %info.url, share = %info.share_url, "embedded signaling server listening"),
                     Err(e) => tracing::error!(error = %e, "embedded signaling server failed"),
                 }
-                if let Ok(mut s) = handle.state::<SignalState>().0.lock() {
-                    *s = result;
+                if let Ok(mut s) = handle.state::<Shell>().signal.lock() {
+                    *s = Some(result);
                 }
             });
             Ok(())
         })
-        .invoke_handler(tauri::generate_handler![signal_info])
+        .invoke_handler(tauri::generate_handler![
+            commands::app_info,
+            commands::signal_info,
+            commands::devices,
+            commands::media_start,
+            commands::media_set,
+            commands::media_use,
+            commands::media_state_now,
+            commands::media_stop,
+            commands::call_join,
+            commands::call_chat,
+            commands::call_restart_ice,
+            commands::call_quality,
+            commands::call_hangup,
+            commands::settings_get,
+            commands::settings_set,
+            commands::take_pending_links,
+        ])
         .run(tauri::generate_context!())
         .unwrap_or_else(|e| {
             eprintln!("ringlet: cannot start the window: {e}");

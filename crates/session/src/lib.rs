@@ -28,6 +28,9 @@
 //! # Ok(()) }
 //! ```
 
+/// The media crate, for the sources a session starts from.
+pub use ringlet_media as media;
+
 pub mod devices;
 pub mod frames;
 pub mod local;

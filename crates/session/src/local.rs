@@ -194,6 +194,12 @@ impl LocalMedia {
     pub fn switch_video(&self, input: VideoInput) -> Result<(), DeviceError> {
         if self.camera_on() {
             self.video.switch(input.clone())?;
+        } else if let VideoInput::Camera { index } = input {
+            // Not opened until the camera is turned on, but a camera that
+            // is not there is said now, while the person is choosing.
+            if !ringlet_media::cameras()?.iter().any(|c| c.index == index) {
+                return Err(DeviceError::NotFound(format!("camera {index}")));
+            }
         }
         if let Ok(mut i) = self.video_input.lock() {
             *i = input;

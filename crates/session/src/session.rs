@@ -30,7 +30,7 @@ pub struct SessionConfig {
 /// What the page hears about the call, in order. Serialized as
 /// `{"type": "...", ...}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type", rename_all = "kebab-case")]
+#[serde(tag = "type", rename_all = "kebab-case", rename_all_fields = "camelCase")]
 pub enum SessionEvent {
     Joined { peer_id: String, others: Vec<String>, rejoin: bool },
     Refused { code: String, message: String },
@@ -82,6 +82,7 @@ impl SessionEvent {
 
 /// The call quality the indicator shows.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Quality {
     pub rtt_ms: Option<f64>,
     /// Packets lost of those expected since the last reading, in percent.
