@@ -8,6 +8,8 @@
 
 import { LocalMedia, playTestSound } from './media.js';
 import { WebCall } from './web-call.js';
+import { DesktopCall, DesktopMedia, LINK_EVENT, invoke, listen } from './desktop.js';
+import { FrameView } from './frame-view.js';
 import { appLink, joinTarget, newRoomId, parseJoinInput, roomFromPath, webLink } from './links.js';
 
 const $ = (id) => document.getElementById(id);
@@ -24,6 +26,9 @@ const ui = {
   remoteFramesPresented: 0,
   chatOpen: false,
   unread: 0,
+  /** Desktop only: the signaling server this call uses ('' = built in), and the frame view. */
+  server: '',
+  frames: null,
 };
 
 // ------------------------------------------------------------ test hook
@@ -62,6 +67,8 @@ function snapshot() {
     speaker: $('remote-audio').sinkId ?? null,
     chatOpen: ui.chatOpen,
     unread: ui.unread,
+    frames: ui.frames ? { ...ui.frames.stats, addedLatencyMs: undefined } : null,
+    signal: signalInfo,
   };
 }
 
@@ -141,44 +148,81 @@ function lobby() {
   else $('signal-status').textContent = `Calls on ${location.host} go peer to peer; this server only introduces you.`;
 }
 
-// The desktop window: the embedded server is where calls meet. Calling
-// from this window arrives with the desktop backend; meanwhile the lobby
-// shows the server and hands out browser links to it.
+// The desktop window: with no server set in Settings, calls meet on the
+// server built into the app; links carry its LAN address so another
+// machine on the network (app or browser) can join.
 let signalInfo = null;
 async function desktopSignalStatus() {
   const status = $('signal-status');
-  const invoke = window.__TAURI__?.core?.invoke;
-  if (!invoke) {
-    status.textContent = 'Not running inside the Ringlet app.';
-    return;
+  for (let attempt = 0; attempt < 50 && !signalInfo; attempt++) {
+    try {
+      signalInfo = await invoke('signal_info');
+    } catch (e) {
+      // Still starting: ask again shortly; a real failure says so.
+      if (!/starting/i.test(String(e))) {
+        status.textContent = `The built-in server is not running: ${e}`;
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
-  try {
-    signalInfo = await invoke('signal_info');
-    status.textContent = `Signaling server: ${signalInfo.url}`;
-  } catch (e) {
-    status.textContent = `Signaling server unavailable: ${e}`;
-  }
-}
-
-function desktopShare(link, note) {
-  $('desktop-share').hidden = false;
-  $('desktop-link').value = link;
-  $('desktop-note').textContent = note;
-  $('desktop-copy').onclick = () => copyText(link, $('desktop-link'), $('desktop-note'));
+  if (signalInfo) status.textContent = `Calls meet on this computer's server, ${signalInfo.share_url.replace(/^https?:\/\//, '')}.`;
 }
 
 function desktopNewCall(room) {
   if (!signalInfo) {
-    $('signal-status').textContent = 'The signaling server is not running yet; try again in a moment.';
+    $('signal-status').textContent = 'The built-in server is not running yet; try again in a moment.';
     return;
   }
-  desktopShare(webLink(signalInfo.url, room), 'Open this link in a browser to join the call. Joining from this window comes with the desktop call engine.');
+  startPrejoin(room, '');
+}
+
+/** The server a parsed link names, as a base URL ('' when it is our own). */
+function desktopServer(parsed) {
+  if (!parsed.host) return '';
+  const own = signalInfo && [signalInfo.url, signalInfo.share_url].some((u) => u.replace(/^https?:\/\//, '') === parsed.host);
+  return own ? '' : `${parsed.protocol || 'http:'}//${parsed.host}`;
 }
 
 function desktopJoin(parsed) {
-  const host = parsed.host || signalInfo?.url.replace(/^https?:\/\//, '');
-  if (!host) return;
-  desktopShare(`${parsed.protocol || 'http:'}//${host}/r/${parsed.room}`, 'Open this link in a browser to join. Joining from this window comes with the desktop call engine.');
+  startPrejoin(parsed.room, desktopServer(parsed));
+}
+
+function startPrejoin(room, server) {
+  ui.server = server;
+  prejoin(room).catch((e) => {
+    console.error(e);
+    problem('internal', `Could not start: ${e.message ?? e}`);
+  });
+}
+
+/** A ringlet:// (or http) link opened from outside: join it here. */
+function openLink(url) {
+  const parsed = parseJoinInput(url);
+  if (!parsed.ok) {
+    toast(parsed.message);
+    return;
+  }
+  if (ui.screen === 'lobby') {
+    desktopJoin(parsed);
+    return;
+  }
+  if (ui.screen === 'call' && ui.call && !ui.call.ended) {
+    toast('You are in a call: hang up first, then open the link again.');
+    return;
+  }
+  // Another screen: start afresh with the link.
+  try {
+    sessionStorage.setItem('ringlet.open', url);
+  } catch {
+    /* lost: the person can paste it */
+  }
+  location.reload();
+}
+
+/** Where links to this room point: this server (web), or ours as others reach it (desktop). */
+function roomLinkBase() {
+  return desktop ? ui.server || signalInfo?.share_url || '' : location.origin;
 }
 
 // ------------------------------------------------------------ problem screens
@@ -206,9 +250,11 @@ async function prejoin(room) {
   show('prejoin');
   document.title = 'Ready to join? · Ringlet';
   $('room-code').textContent = room;
-  const link = webLink(location.origin, room);
+  const base = roomLinkBase();
+  const link = webLink(base, room);
   $('share-link').value = link;
-  $('open-app').href = appLink(location.host, room);
+  $('open-app').href = appLink(desktop ? base.replace(/^https?:\/\//, '') : location.host, room);
+  if (desktop) $('open-app').hidden = true; // already in the app
   $('copy-link').addEventListener('click', () => copyText(link, $('share-link'), $('copy-status')));
   $('share-link').addEventListener('focus', (e) => e.target.select());
   try {
@@ -221,8 +267,9 @@ async function prejoin(room) {
     if (e.key === 'Enter') joinCall();
   });
 
-  const media = new LocalMedia();
+  const media = desktop ? new DesktopMedia() : new LocalMedia();
   ui.media = media;
+  if (desktop) await startFrames();
   media.on('change', renderMedia);
   media.on('track', renderLocalVideo);
   media.on('speaker', applySpeaker);
@@ -366,6 +413,17 @@ function renderMedia() {
 
 function renderLocalVideo() {
   const m = ui.media;
+  if (desktop) {
+    // The engine draws the preview on canvases (frame-view.js).
+    const on = !!m && !m.videoMuted;
+    for (const [canvas, vid, off] of [['preview-canvas', 'preview', 'preview-off'], ['self-canvas', 'self-video', 'self-off']]) {
+      $(canvas).hidden = !on;
+      $(vid).hidden = true;
+      $(off).hidden = on;
+    }
+    ui.frames?.setPreview(on);
+    return;
+  }
   const track = m?.videoMuted ? null : m?.tracks.video;
   for (const [vid, off] of [['preview', 'preview-off'], ['self-video', 'self-off']]) {
     const v = $(vid);
@@ -406,7 +464,9 @@ function joinCall() {
   if (ui.call || !ui.media) return;
   saveName();
   const name = $('display-name').value.trim().slice(0, 64);
-  const call = new WebCall({ room: ui.room, name, media: ui.media });
+  const call = desktop
+    ? new DesktopCall({ room: ui.room, name, media: ui.media, server: ui.server, frames: () => ui.frames?.stats })
+    : new WebCall({ room: ui.room, name, media: ui.media });
   ui.call = call;
   show('call');
   $('settings-body').append($('device-pickers'));
@@ -455,7 +515,7 @@ function wireCallControls() {
     $('remote-audio').play().then(() => { $('enable-sound').hidden = true; }).catch(() => {});
   });
   $('rejoin').addEventListener('click', () => location.reload());
-  const link = webLink(location.origin, ui.room);
+  const link = webLink(roomLinkBase(), ui.room);
   $('waiting-link').value = link;
   $('waiting-copy').addEventListener('click', () => copyText(link, $('waiting-link'), $('waiting-copy-status')));
   const remote = $('remote-video');
@@ -565,8 +625,10 @@ function renderCall(s) {
   // The remote tile: video when it flows, else a card saying why not.
   const track = ui.remoteVideoTrack;
   const flowing = s.status === 'connected' || s.status === 'reconnecting';
-  const videoShown = flowing && !!track && !track.muted && !s.remoteMedia.videoMuted && $('remote-video').videoWidth > 0;
-  $('remote-video').hidden = !videoShown;
+  const videoShown = desktop
+    ? flowing && !s.remoteMedia.videoMuted && (ui.frames?.stats.remote ?? 0) > 0
+    : flowing && !!track && !track.muted && !s.remoteMedia.videoMuted && $('remote-video').videoWidth > 0;
+  $(desktop ? 'remote-canvas' : 'remote-video').hidden = !videoShown;
   $('remote-off').hidden = videoShown;
   const name = s.remote?.name || '';
   $('remote-avatar').textContent = initial(name || 'Guest');
@@ -651,6 +713,8 @@ function notice(n) {
     delete banner.dataset.kind;
   } else if (n.kind === 'peer-joined') {
     toast(`${n.name || 'Someone'} joined`);
+  } else if (n.kind === 'warning') {
+    toast(n.message);
   }
 }
 
@@ -671,9 +735,59 @@ async function hangup() {
 
 // ------------------------------------------------------------ start
 
+/** Desktop: the frame socket, drawing on the preview and remote canvases. */
+async function startFrames() {
+  if (ui.frames) return;
+  const info = await invoke('app_info');
+  ui.frames = new FrameView(info.framesUrl, {
+    remote: [$('remote-canvas')],
+    preview: [$('preview-canvas'), $('self-canvas')],
+  });
+  let pending = false;
+  ui.frames.onRemoteFrame = () => {
+    // The first frame (and one after a pause) changes what the tile shows.
+    if (!pending && ui.call && $('remote-canvas').hidden) {
+      pending = true;
+      requestAnimationFrame(() => {
+        pending = false;
+        renderCall(ui.call.snapshot());
+      });
+    }
+  };
+  await ui.frames.start();
+}
+
+async function startDesktop() {
+  lobby();
+  await listen(LINK_EVENT, (e) => openLink(e.payload));
+  let pending = [];
+  try {
+    pending = await invoke('take_pending_links');
+  } catch {
+    /* none */
+  }
+  try {
+    const reopened = sessionStorage.getItem('ringlet.open');
+    if (reopened) {
+      sessionStorage.removeItem('ringlet.open');
+      pending.push(reopened);
+    }
+  } catch {
+    /* none */
+  }
+  if (pending.length) {
+    // The server first: a link to our own server uses the loopback address.
+    await desktopSignalStatus();
+    openLink(pending[pending.length - 1]);
+  }
+}
+
 function start() {
   if (desktop) {
-    lobby();
+    startDesktop().catch((e) => {
+      console.error(e);
+      toast(`Ringlet could not start properly: ${e?.message ?? e}`);
+    });
     return;
   }
   const path = location.pathname;

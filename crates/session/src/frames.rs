@@ -18,7 +18,8 @@
 //! the frame left the app's pipeline (µs since the Unix epoch), so the page
 //! can measure the latency it adds. The page says what it wants with a
 //! text message `{"remote":"vp8"|"jpeg"|"none","preview":true|false}`
-//! (default: VP8 and preview).
+//! (default: VP8 and preview), and `{"keyframe":true}` when its decoder
+//! needs to start over.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -195,6 +196,9 @@ enum RemoteMode {
 struct Wants {
     remote: Option<RemoteMode>,
     preview: Option<bool>,
+    /// The page's decoder broke: skip to a keyframe (asked for).
+    #[serde(default)]
+    keyframe: bool,
 }
 
 /// One page: forwards what it subscribed to, skipping what it cannot keep
@@ -231,6 +235,10 @@ async fn serve(mut socket: WebSocket, inner: Arc<Inner>) {
                         }
                         if let Some(p) = w.preview {
                             preview = p.then(|| inner.preview.subscribe());
+                        }
+                        if w.keyframe {
+                            need_key = true;
+                            inner.keyframe_wanted.store(true, Ordering::Relaxed);
                         }
                         continue;
                     }

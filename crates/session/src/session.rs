@@ -41,6 +41,8 @@ pub enum SessionEvent {
     /// webrtc's connection state: new, connecting, connected, disconnected, failed, closed.
     Connection { state: String },
     Connected,
+    /// The data channel is open: chat and media state can flow.
+    DataOpen,
     Chat { text: String },
     RemoteMedia { audio_muted: bool, video_muted: bool },
     RemoteHangup,
@@ -65,13 +67,13 @@ impl SessionEvent {
             CallEvent::SignalingLost(reason) => SessionEvent::SignalingLost { reason },
             CallEvent::Connection(state) => SessionEvent::Connection { state },
             CallEvent::Connected { .. } => SessionEvent::Connected,
+            CallEvent::DataOpen => SessionEvent::DataOpen,
             CallEvent::Chat(text) => SessionEvent::Chat { text },
             CallEvent::RemoteMedia { audio_muted, video_muted } => SessionEvent::RemoteMedia { audio_muted, video_muted },
             CallEvent::RemoteHangup => SessionEvent::RemoteHangup,
             CallEvent::IceRestart => SessionEvent::IceRestart,
             CallEvent::Warning(message) => SessionEvent::Warning { message },
             CallEvent::IceState(_)
-            | CallEvent::DataOpen
             | CallEvent::Frame { .. }
             | CallEvent::Data(_)
             | CallEvent::KeyframeRequested
