@@ -629,6 +629,7 @@ function renderCall(s) {
     ? flowing && !s.remoteMedia.videoMuted && (ui.frames?.stats.remote ?? 0) > 0
     : flowing && !!track && !track.muted && !s.remoteMedia.videoMuted && $('remote-video').videoWidth > 0;
   $(desktop ? 'remote-canvas' : 'remote-video').hidden = !videoShown;
+  if (desktop) $('remote-video').hidden = true; // the canvas shows the engine's frames
   $('remote-off').hidden = videoShown;
   const name = s.remote?.name || '';
   $('remote-avatar').textContent = initial(name || 'Guest');

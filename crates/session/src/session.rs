@@ -302,8 +302,13 @@ impl Session {
     }
 }
 
-/// The peer's frames to the page: held until their audio plays (lip
-/// sync, bounded), then passed through as VP8; decoded to JPEG only while
+/// Frames held for lip sync at most (at 30 fps, the 300 ms bound).
+const MAX_HELD: usize = 10;
+
+/// The peer's frames to the page: each held until its audio plays (lip
+/// sync, bounded), then passed through as VP8. Holding is a delay, not a
+/// rate: frames wait in a queue with their due times, so a steady offset
+/// costs latency only. Decoded to JPEG (on a thread of its own) only while
 /// a page asks for that.
 fn spawn_remote_video(
     mut frames: mpsc::Receiver<ringlet_call::VideoFrame>,
@@ -313,55 +318,103 @@ fn spawn_remote_video(
     shown: Arc<std::sync::atomic::AtomicU64>,
     av_offset: Arc<Mutex<Option<f64>>>,
 ) -> std::io::Result<()> {
-    std::thread::Builder::new()
-        .name("remote-video".into())
-        .spawn(move || {
-            let clock = call.remote_clock();
-            let mut sync = AvSync::default();
-            sync.max_video_delay = Duration::from_millis(300);
-            let mut decoder: Option<Vp8Decoder> = None;
-            while let Some(f) = frames.blocking_recv() {
-                if hub.take_keyframe_request() {
-                    call.request_remote_keyframe();
-                }
-                if let (Some(a), Some(v)) = (clock.audio(), clock.video()) {
-                    sync.audio_sender_report(a.ntp, a.rtp);
-                    sync.video_sender_report(v.ntp, v.rtp);
-                    if let Some((rtp, at)) = playout.lock().ok().and_then(|p| p.playing()) {
-                        sync.audio_playing(rtp, at);
-                    }
-                    let due = sync.video_render_at(f.rtp_ts, Instant::now());
-                    if let Ok(mut o) = av_offset.lock() {
-                        *o = sync.offset_ms();
-                    }
-                    // Hold it, unless newer frames are already waiting (then
-                    // the hold would only add up).
-                    if frames.is_empty() {
-                        std::thread::sleep(due.saturating_duration_since(Instant::now()));
-                    }
-                }
-                hub.publish_remote_vp8(&f.data, f.keyframe, now_us());
-                shown.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if hub.wants_remote_jpeg() {
-                    let dec = match &mut decoder {
-                        Some(d) => d,
-                        None => {
-                            call.request_remote_keyframe();
-                            match Vp8Decoder::new() {
-                                Ok(d) => decoder.insert(d),
-                                Err(_) => continue,
-                            }
-                        }
-                    };
-                    if let Ok(Some(img)) = dec.decode(&f.data) {
-                        if let Ok(jpeg) = i420_to_jpeg(&img, 1280, 75) {
-                            hub.publish_remote_jpeg(&jpeg, now_us());
-                        }
-                    }
-                } else {
-                    decoder = None;
+    let jpeg = spawn_jpeg_fallback(hub.clone(), call.clone())?;
+    tokio::spawn(async move {
+        let clock = call.remote_clock();
+        let mut sync = AvSync::default();
+        sync.max_video_delay = Duration::from_millis(300);
+        let mut held: std::collections::VecDeque<(Instant, ringlet_call::VideoFrame)> = Default::default();
+        let mut last_due = Instant::now();
+        let publish = |f: ringlet_call::VideoFrame| {
+            if hub.take_keyframe_request() {
+                call.request_remote_keyframe();
+            }
+            hub.publish_remote_vp8(&f.data, f.keyframe, now_us());
+            shown.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if hub.wants_remote_jpeg() {
+                let _ = jpeg.try_send(Some(f));
+            } else {
+                let _ = jpeg.try_send(None);
+            }
+        };
+        loop {
+            let now = Instant::now();
+            while held.front().is_some_and(|(due, _)| *due <= now) {
+                if let Some((_, f)) = held.pop_front() {
+                    publish(f);
                 }
             }
-        })
-        .map(|_| ())
+            let wait = held.front().map_or(Duration::from_millis(200), |(due, _)| due.saturating_duration_since(now));
+            let f = match tokio::time::timeout(wait, frames.recv()).await {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(_) => continue, // something is due, or nothing came
+            };
+            let now = Instant::now();
+            let mut due = now;
+            if let (Some(a), Some(v)) = (clock.audio(), clock.video()) {
+                sync.audio_sender_report(a.ntp, a.rtp);
+                sync.video_sender_report(v.ntp, v.rtp);
+                if let Some((rtp, at)) = playout.lock().ok().and_then(|p| p.playing()) {
+                    sync.audio_playing(rtp, at);
+                }
+                due = sync.video_render_at(f.rtp_ts, now);
+                if let Ok(mut o) = av_offset.lock() {
+                    *o = sync.offset_ms();
+                }
+            }
+            // In order, whatever the estimate did.
+            due = due.max(last_due);
+            last_due = due;
+            if held.len() >= MAX_HELD {
+                if let Some((_, old)) = held.pop_front() {
+                    publish(old);
+                }
+            }
+            held.push_back((due, f));
+        }
+        for (_, f) in held {
+            publish(f);
+        }
+    });
+    Ok(())
+}
+
+/// Decodes the peer's VP8 to JPEG for a page whose WebCodecs cannot. Fed
+/// every frame while wanted (`None` while not); a full queue loses frames,
+/// so it starts over at a keyframe it asks for.
+fn spawn_jpeg_fallback(hub: FrameHub, call: Call) -> std::io::Result<std::sync::mpsc::SyncSender<Option<ringlet_call::VideoFrame>>> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Option<ringlet_call::VideoFrame>>(30);
+    std::thread::Builder::new().name("remote-jpeg".into()).spawn(move || {
+        let mut decoder: Option<Vp8Decoder> = None;
+        while let Ok(item) = rx.recv() {
+            let Some(f) = item else {
+                decoder = None;
+                continue;
+            };
+            let dec = match &mut decoder {
+                Some(d) => d,
+                None => {
+                    call.request_remote_keyframe();
+                    if !f.keyframe {
+                        continue;
+                    }
+                    match Vp8Decoder::new() {
+                        Ok(d) => decoder.insert(d),
+                        Err(_) => continue,
+                    }
+                }
+            };
+            match dec.decode(&f.data) {
+                Ok(Some(img)) => {
+                    if let Ok(jpeg) = i420_to_jpeg(&img, 1280, 75) {
+                        hub.publish_remote_jpeg(&jpeg, now_us());
+                    }
+                }
+                Ok(None) => {}
+                Err(_) => decoder = None,
+            }
+        }
+    })?;
+    Ok(tx)
 }
