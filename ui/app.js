@@ -67,7 +67,7 @@ function snapshot() {
     speaker: $('remote-audio').sinkId ?? null,
     chatOpen: ui.chatOpen,
     unread: ui.unread,
-    frames: ui.frames ? { ...ui.frames.stats, addedLatencyMs: undefined } : null,
+    frames: ui.frames ? ui.frames.summary() : null,
     signal: signalInfo,
   };
 }
@@ -755,7 +755,7 @@ async function startFrames() {
       });
     }
   };
-  await ui.frames.start();
+  await ui.frames.start(info.framePath);
 }
 
 async function startDesktop() {

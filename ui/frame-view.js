@@ -17,6 +17,50 @@ function timestampUs(view) {
   return Number(view.getBigUint64(2));
 }
 
+const CELL = 16;
+const STAMP_BITS = 96;
+
+/**
+ * The capture time (ms since the epoch) a test-pattern frame carries in
+ * its top rows (crates/media/src/synthetic.rs: 16-pixel cells, white 1,
+ * black 0: a 32-bit frame number, then 64 bits of microseconds), or null.
+ * With the sender's pattern this gives glass-to-glass latency through
+ * the whole app.
+ */
+export function readStamp(ctx, width) {
+  const perRow = Math.floor(width / CELL);
+  if (!perRow) return null;
+  const rows = Math.ceil(STAMP_BITS / perRow);
+  const img = ctx.getImageData(0, 0, perRow * CELL, rows * CELL).data;
+  const stride = perRow * CELL * 4;
+  let us = 0n;
+  for (let i = 0; i < STAMP_BITS; i++) {
+    const cx = i % perRow;
+    const cy = Math.floor(i / perRow);
+    let sum = 0;
+    let n = 0;
+    for (let y = cy * CELL + 4; y < (cy + 1) * CELL - 4; y += 2) {
+      for (let x = cx * CELL + 4; x < (cx + 1) * CELL - 4; x += 2) {
+        const o = y * stride + x * 4;
+        sum += 0.299 * img[o] + 0.587 * img[o + 1] + 0.114 * img[o + 2];
+        n++;
+      }
+    }
+    const mean = sum / n;
+    if (mean > 90 && mean < 161) return null; // too grey: not a stamp
+    if (i >= 32) us = (us << 1n) | (mean >= 161 ? 1n : 0n);
+  }
+  const ms = Number(us) / 1000;
+  // A plausible clock reading (within a day of ours), or not a stamp.
+  return Math.abs(ms - Date.now()) < 86_400_000 ? ms : null;
+}
+
+const pct = (a, p) => {
+  if (!a.length) return null;
+  const s = [...a].sort((x, y) => x - y);
+  return s[Math.min(s.length - 1, Math.floor(s.length * p))];
+};
+
 export class FrameView {
   /**
    * @param {string} url ws://127.0.0.1:PORT/frames?secret=...
@@ -26,7 +70,8 @@ export class FrameView {
     this.url = url;
     this.canvases = canvases;
     this.mode = null; // 'vp8' | 'jpeg'
-    this.stats = { remote: 0, preview: 0, remoteWidth: 0, remoteHeight: 0, mode: null, decodeErrors: 0, addedLatencyMs: [] };
+    this.stats = { remote: 0, preview: 0, remoteWidth: 0, remoteHeight: 0, mode: null, decodeErrors: 0, addedLatencyMs: [], endToEndMs: [] };
+    this.forcedMode = null;
     this.decoder = null;
     this.needKey = true;
     this.previewBusy = false;
@@ -36,8 +81,25 @@ export class FrameView {
     this.onRemoteFrame = null;
   }
 
-  async start() {
-    this.mode = (await this.#vp8Supported()) ? 'vp8' : 'jpeg';
+  /** Counters and latency percentiles for the test hook and the benchmark. */
+  summary() {
+    const s = this.stats;
+    return {
+      remote: s.remote, preview: s.preview, remoteWidth: s.remoteWidth, remoteHeight: s.remoteHeight,
+      mode: s.mode, decodeErrors: s.decodeErrors,
+      addedMsP50: pct(s.addedLatencyMs, 0.5), addedMsP95: pct(s.addedLatencyMs, 0.95),
+      endToEndMsP50: pct(s.endToEndMs, 0.5), endToEndMsP95: pct(s.endToEndMs, 0.95),
+    };
+  }
+
+  /** Forgets the latency samples (a benchmark's warm-up). */
+  resetLatency() {
+    this.stats.addedLatencyMs = [];
+    this.stats.endToEndMs = [];
+  }
+
+  async start(forced = null) {
+    this.mode = forced === 'jpeg' || !(await this.#vp8Supported()) ? 'jpeg' : 'vp8';
     this.stats.mode = this.mode;
     this.#connect();
   }
@@ -169,6 +231,16 @@ export class FrameView {
       const lat = this.stats.addedLatencyMs;
       lat.push(Math.round(added * 10) / 10);
       if (lat.length > 300) lat.shift();
+      // Every third frame: the sender's capture time, if it stamped one.
+      if (this.stats.remote % 3 === 0) {
+        const c = this.canvases.remote[0];
+        const captured = c ? readStamp(c.getContext('2d'), c.width) : null;
+        if (captured !== null) {
+          const e2e = this.stats.endToEndMs;
+          e2e.push(Math.round((Date.now() - captured) * 10) / 10);
+          if (e2e.length > 300) e2e.shift();
+        }
+      }
       this.onRemoteFrame?.();
     } else {
       this.stats.preview++;

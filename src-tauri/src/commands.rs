@@ -58,12 +58,16 @@ pub struct AppInfo {
     pub signal: Option<Result<SignalInfo, String>>,
     /// The frame socket's URL (with its secret).
     pub frames_url: String,
+    /// `jpeg` forces the remote picture as JPEG (`RINGLET_FRAME_PATH`):
+    /// for a webview whose WebCodecs misbehaves, and to compare the paths.
+    pub frame_path: Option<String>,
 }
 
 #[tauri::command]
 pub async fn app_info(shell: State<'_, Shell>) -> Result<AppInfo, String> {
     let hub = shell.hub().await?;
-    Ok(AppInfo { version: env!("CARGO_PKG_VERSION"), signal: lock(&shell.signal).clone(), frames_url: hub.url() })
+    let frame_path = std::env::var("RINGLET_FRAME_PATH").ok().filter(|p| p == "jpeg" || p == "vp8");
+    Ok(AppInfo { version: env!("CARGO_PKG_VERSION"), signal: lock(&shell.signal).clone(), frames_url: hub.url(), frame_path })
 }
 
 /// The embedded server's address, or why it is not running.
