@@ -144,8 +144,10 @@ function lobby() {
     $('join-error').hidden = true;
     $('join-input').removeAttribute('aria-invalid');
   });
-  if (desktop) desktopSignalStatus();
-  else $('signal-status').textContent = `Calls on ${location.host} go peer to peer; this server only introduces you.`;
+  if (desktop) {
+    desktopSignalStatus();
+    wireAppSettings();
+  } else $('signal-status').textContent = `Calls on ${location.host} go peer to peer; this server only introduces you.`;
 }
 
 // The desktop window: with no server set in Settings, calls meet on the
@@ -220,9 +222,78 @@ function openLink(url) {
   location.reload();
 }
 
+// ------------------------------------------------------------ desktop settings
+
+/** "stun:h:p" / "turn:h:p user pass" lines ⇄ ICE server objects. */
+function parseIceLines(text) {
+  return text.split('\n').map((l) => l.trim()).filter(Boolean).map((l) => {
+    const [url, username, credential] = l.split(/\s+/);
+    return username ? { urls: [url], username, credential: credential ?? '' } : { urls: [url] };
+  });
+}
+const iceLines = (list) => (list ?? []).map((s) => [s.urls[0], s.username, s.credential].filter(Boolean).join(' ')).join('\n');
+
+function wireAppSettings() {
+  const dialog = $('app-settings');
+  $('app-settings-open').hidden = false;
+  const fill = (select, list, current, none) => {
+    select.replaceChildren(Object.assign(document.createElement('option'), { value: '', textContent: none }));
+    for (const d of list) select.append(Object.assign(document.createElement('option'), { value: d.id, textContent: d.label }));
+    select.value = list.some((d) => d.id === current) ? current : '';
+  };
+  $('app-settings-open').addEventListener('click', async () => {
+    $('app-settings-error').hidden = true;
+    try {
+      const [st, dev] = await Promise.all([invoke('settings_get'), invoke('devices')]);
+      $('set-server').value = st.serverUrl;
+      $('set-ice').value = iceLines(st.iceServers);
+      $('set-name').value = st.name;
+      fill($('set-camera'), dev.cameras, st.camera, 'Choose when joining');
+      fill($('set-mic'), dev.microphones, st.microphone, 'Choose when joining');
+      fill($('set-speaker'), dev.speakers, st.speaker, 'System default');
+      dialog.showModal();
+    } catch (e) {
+      toast(`Could not open the settings: ${e}`);
+    }
+  });
+  $('app-settings-close').addEventListener('click', () => dialog.close());
+  $('app-settings-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const settings = {
+      serverUrl: $('set-server').value.trim(),
+      iceServers: parseIceLines($('set-ice').value),
+      camera: $('set-camera').value,
+      microphone: $('set-mic').value,
+      speaker: $('set-speaker').value,
+      name: $('set-name').value.trim(),
+    };
+    try {
+      await invoke('settings_set', { settings });
+      appSettings = settings;
+      dialog.close();
+      toast('Settings saved.');
+    } catch (err) {
+      $('app-settings-error').textContent = String(err);
+      $('app-settings-error').hidden = false;
+    }
+  });
+}
+
+/** The saved settings (desktop), read once at start and after each save. */
+let appSettings = null;
+async function loadAppSettings() {
+  try {
+    appSettings = await invoke('settings_get');
+  } catch {
+    appSettings = null;
+  }
+  return appSettings;
+}
+
 /** Where links to this room point: this server (web), or ours as others reach it (desktop). */
 function roomLinkBase() {
-  return desktop ? ui.server || signalInfo?.share_url || '' : location.origin;
+  if (!desktop) return location.origin;
+  return ui.server || appSettings?.serverUrl || signalInfo?.share_url || '';
 }
 
 // ------------------------------------------------------------ problem screens
@@ -267,7 +338,8 @@ async function prejoin(room) {
     if (e.key === 'Enter') joinCall();
   });
 
-  const media = desktop ? new DesktopMedia() : new LocalMedia();
+  const media = desktop ? new DesktopMedia(appSettings ?? {}) : new LocalMedia();
+  if (desktop && !$('display-name').value && appSettings?.name) $('display-name').value = appSettings.name;
   ui.media = media;
   if (desktop) await startFrames();
   media.on('change', renderMedia);
@@ -425,10 +497,13 @@ function renderLocalVideo() {
     return;
   }
   const track = m?.videoMuted ? null : m?.tracks.video;
-  for (const [vid, off] of [['preview', 'preview-off'], ['self-video', 'self-off']]) {
+  for (const [vid, off, screen] of [['preview', 'preview-off', 'prejoin'], ['self-video', 'self-off', 'call']]) {
     const v = $(vid);
+    // Only the visible screen's element plays: a hidden one would still
+    // render every frame.
+    const want = ui.screen === screen ? track : null;
     const current = v.srcObject?.getVideoTracks?.()[0] ?? null;
-    if (current !== track) v.srcObject = track ? new MediaStream([track]) : null;
+    if (current !== want) v.srcObject = want ? new MediaStream([want]) : null;
     v.hidden = !track;
     $(off).hidden = !!track;
   }
@@ -759,6 +834,7 @@ async function startFrames() {
 }
 
 async function startDesktop() {
+  await loadAppSettings();
   lobby();
   await listen(LINK_EVENT, (e) => openLink(e.payload));
   let pending = [];

@@ -35,8 +35,10 @@ function savePrefs(p) {
 const message = (e) => (typeof e === 'string' ? e : e?.message ?? String(e));
 
 export class DesktopMedia extends Emitter {
-  constructor() {
+  /** @param {{camera?: string, microphone?: string, speaker?: string}} defaults from Settings */
+  constructor(defaults = {}) {
     super();
+    this.defaults = defaults;
     /** Truthy (the device id) while a source runs: the UI's "has a track". */
     this.tracks = { audio: null, video: null };
     this.muted = false;
@@ -80,8 +82,9 @@ export class DesktopMedia extends Emitter {
   async start() {
     try {
       const d = await this.devices();
-      const camera = this.cameraOff ? 'off' : this.#pick(d.cameras, this.prefs.cameraId, 'test-pattern');
-      const mic = this.#pick(d.mics, this.prefs.micId, 'test-tone');
+      const camera = this.cameraOff ? 'off' : this.#pick(d.cameras, this.prefs.cameraId || this.defaults.camera, 'test-pattern');
+      const mic = this.#pick(d.mics, this.prefs.micId || this.defaults.microphone, 'test-tone');
+      this.prefs.speakerId ??= this.defaults.speaker || undefined;
       // The camera first, alone: then each failure is said for its device.
       try {
         await invoke('media_start', { camera, microphone: 'off' });
