@@ -281,29 +281,6 @@ describe('the web client served by ringlet-signal', () => {
     }
   });
 
-  it('in the desktop window (window.__TAURI__), the lobby shows the embedded server and hands out browser links', { timeout: 30_000 }, async () => {
-    const page = await newPage();
-    // Tauri's invoke, as the desktop shell answers `signal_info`.
-    await page.addInitScript(() => {
-      window.__TAURI__ = { core: { invoke: async (cmd) => (cmd === 'signal_info' ? { url: 'http://127.0.0.1:3000', addr: '0.0.0.0:3000' } : Promise.reject(new Error(`unknown command ${cmd}`))) } };
-    });
-    try {
-      await page.goto(`${env.signal.url}/`);
-      await h.until('the embedded server to be shown', async () => (await page.textContent('#signal-status')) === 'Signaling server: http://127.0.0.1:3000', 5_000);
-      assert.equal((await state(page)).mode, 'desktop');
-      await page.click('#new-call');
-      await page.waitForSelector('#desktop-share:visible');
-      assert.match(await page.inputValue('#desktop-link'), /^http:\/\/127\.0\.0\.1:3000\/r\/[A-Za-z0-9_-]{22}$/);
-      assert.equal(new URL(page.url()).pathname, '/', 'the window stays on the lobby');
-      await page.fill('#join-input', 'ringlet://join/10.0.0.7:3000/team');
-      await page.press('#join-input', 'Enter');
-      await h.until('the link to the pasted room', async () => (await page.inputValue('#desktop-link')) === 'http://10.0.0.7:3000/r/team', 5_000);
-      await assertClean(page);
-    } finally {
-      await page.close();
-    }
-  });
-
   // ------------------------------------------------------------ with ringlet-peer
 
   for (const order of ['browser-first', 'peer-first']) {
