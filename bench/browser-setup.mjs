@@ -11,9 +11,10 @@
 //             in both join orders.
 //
 // Every call starts from "both in the room": for Ringlet's clients the
-// newcomer's join ack (it offers at once), for the seed's page its offer
-// (sent as soon as it counts itself joined; the seed's server acks
-// nothing). Media is acquired before that moment in every pairing. A call
+// newcomer's join ack (it offers at once), for the seed's page the moment
+// it starts its offer (as soon as it counts itself joined and has its
+// camera; the seed's server acks nothing). Media is acquired before that
+// moment in every pairing. A call
 // is "connected" when the newcomer's peer connection is, and has its
 // "first frame" when both sides have decoded (shown) a first video frame
 // from the other: the later of the two. Browser times are
@@ -70,7 +71,7 @@ export async function seedSeedCall(h, browser, pages, seedUrl, room) {
       return x.tConnected !== null && x.tFirstVideoFrame !== null && y.tFirstVideoFrame !== null ? [x, y] : null;
     }, CALL_WAIT);
     const abs = (r, t) => r.timeOrigin + t;
-    const t0 = abs(r1, r1.tOfferSent);
+    const t0 = abs(r1, r1.tCallStart); // joined, media ready, about to create its offer
     return {
       connected: abs(r1, r1.tConnected) - t0,
       frame: Math.max(abs(r1, r1.tFirstVideoFrame), abs(r2, r2.tFirstVideoFrame)) - t0,
