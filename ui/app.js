@@ -510,16 +510,27 @@ function renderLocalVideo() {
 }
 
 function meterLoop() {
-  let last = 0;
+  // ~15 updates a second, and only on a visible change: the meter costs a
+  // style recalculation and a repaint each time, on the thread that also
+  // handles the call's signaling.
+  let lastRead = 0;
+  let lastAria = 0;
+  let shown = -1;
   const tick = (t) => {
     const m = ui.media;
     if (!m || m.stopped) return;
-    const level = m.meter.level();
-    $('mic-level').style.transform = `scaleX(${level.toFixed(3)})`;
-    $('mic-toggle').style.setProperty('--level', level.toFixed(3));
-    if (t - last > 250) {
-      last = t;
-      $('mic-meter').setAttribute('aria-valuenow', String(Math.round(level * 100)));
+    if (t - lastRead >= 66) {
+      lastRead = t;
+      const level = Math.round(m.meter.level() * 50) / 50;
+      if (level !== shown) {
+        shown = level;
+        if (ui.screen === 'prejoin') $('mic-level').style.transform = `scaleX(${level})`;
+        else $('mic-toggle').style.setProperty('--level', String(level));
+      }
+      if (t - lastAria > 500 && ui.screen === 'prejoin') {
+        lastAria = t;
+        $('mic-meter').setAttribute('aria-valuenow', String(Math.round(level * 100)));
+      }
     }
     requestAnimationFrame(tick);
   };

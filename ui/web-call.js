@@ -105,7 +105,7 @@ export class WebCall extends Emitter {
       dataFramesReceived: 0, sessions: 0, warnings: 0, staleSeatsReleased: 0,
     };
     /** performance.timeOrigin-based ms of milestones, for the benchmark. */
-    this.marks = { joinAck: null, bothInRoom: null, offerSent: null, connected: null, dataOpen: null };
+    this.marks = { joinAck: null, bothInRoom: null, offerSent: null, remoteDescription: null, answerSent: null, connected: null, dataOpen: null };
     this.chain = Promise.resolve();
     this.heartbeatTimer = null;
     this.statsTimer = null;
@@ -575,6 +575,7 @@ export class WebCall extends Emitter {
       s.settingAnswer = false;
     }
     if (this.session !== s) return;
+    if (this.marks.remoteDescription === null) this.marks.remoteDescription = performance.timeOrigin + performance.now();
     s.lastRemote = d;
     s.negotiated = true;
     for (const c of s.candidates.remoteDescriptionSet(d.sdp)) await this.#addCandidate(s, c);
@@ -586,6 +587,7 @@ export class WebCall extends Emitter {
       s.lastLocal = a;
       this.#sendDescription(s, a);
       this.counters.answersSent++;
+      if (this.marks.answerSent === null) this.marks.answerSent = performance.timeOrigin + performance.now();
     }
     this.#changed();
   }
