@@ -7,8 +7,12 @@ app=(libwebkit2gtk-4.1-dev build-essential libxdo-dev libssl-dev
      libayatana-appindicator3-dev librsvg2-dev pkg-config curl
      libvpx-dev libopus-dev libasound2-dev libclang-dev)
 # Browser interop tests drive Debian's Chromium (npm's browser downloads
-# cannot work offline).
-test=("${app[@]}" chromium)
+# cannot work offline). The desktop end-to-end tests run the app on a
+# virtual X display (xvfb) in a private D-Bus session (dbus: the
+# single-instance plugin meets its second instance there), drive the window
+# through WebKitWebDriver (webkit2gtk-driver, behind tauri-driver) and take
+# screenshots from the X server (imagemagick's `import`).
+test=("${app[@]}" chromium xvfb webkit2gtk-driver dbus imagemagick)
 
 case "${1:-}" in
   app) want=("${app[@]}") ;;
