@@ -36,6 +36,10 @@ rm -f "$E2E_ARTIFACTS"/*.png
 # Every process this run starts carries this mark in its environment, so
 # cleanup finds exactly them (and nothing of anyone else's) by pid.
 export RINGLET_E2E_RUN="e2e-$$-$RANDOM$RANDOM"
+# Temporary files of this run (the apps' XDG homes, core dumps) go in one
+# directory, removed at the end even when a test could not clean up.
+run_tmp=$(mktemp -d "${TMPDIR:-/tmp}/ringlet-e2e-run.XXXXXX")
+export TMPDIR="$run_tmp"
 xvfb_pid=""
 runner_pid=""
 sweep() {
@@ -50,13 +54,13 @@ cleanup() {
   sleep 0.5
   sweep KILL
   [ -n "$xvfb_pid" ] && kill "$xvfb_pid" 2>/dev/null
-  rm -f "${display_file:-}"
+  rm -rf "$run_tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # A free display: Xvfb picks it and writes its number to fd 3.
-display_file=$(mktemp)
+display_file="$run_tmp/display"
 Xvfb -displayfd 3 -screen 0 1280x800x24 -nolisten tcp -noreset 3>"$display_file" >"$E2E_ARTIFACTS/xvfb.log" 2>&1 &
 xvfb_pid=$!
 for _ in $(seq 100); do
