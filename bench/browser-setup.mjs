@@ -16,8 +16,10 @@
 // camera; the seed's server acks nothing). Media is acquired before that
 // moment in every pairing. A call
 // is "connected" when the newcomer's peer connection is, and has its
-// "first frame" when both sides have decoded (shown) a first video frame
-// from the other: the later of the two. Browser times are
+// "first frame" when both sides have a first video frame from the other
+// ready in their <video> ('loadeddata' or the first
+// requestVideoFrameCallback, whichever comes first; a background tab
+// presents late) or, for ringlet-peer, decoded: the later of the two. Browser times are
 // performance.timeOrigin + performance.now() of each tab (one machine, one
 // clock); ringlet-peer's are its own t_ms, from its `joined` or
 // `peer_joined` event.
