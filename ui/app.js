@@ -209,6 +209,7 @@ function openLink(url) {
     desktopJoin(parsed);
     return;
   }
+  if (parsed.room === ui.room && (ui.screen === 'prejoin' || ui.screen === 'call')) return; // already there
   if (ui.screen === 'call' && ui.call && !ui.call.ended) {
     toast('You are in a call: hang up first, then open the link again.');
     return;
@@ -238,7 +239,7 @@ function wireAppSettings() {
   $('app-settings-open').hidden = false;
   const fill = (select, list, current, none) => {
     select.replaceChildren(Object.assign(document.createElement('option'), { value: '', textContent: none }));
-    for (const d of list) select.append(Object.assign(document.createElement('option'), { value: d.id, textContent: d.label }));
+    for (const d of list) if (d.id) select.append(Object.assign(document.createElement('option'), { value: d.id, textContent: d.label }));
     select.value = list.some((d) => d.id === current) ? current : '';
   };
   $('app-settings-open').addEventListener('click', async () => {
@@ -847,7 +848,11 @@ async function startFrames() {
 async function startDesktop() {
   await loadAppSettings();
   lobby();
-  await listen(LINK_EVENT, (e) => openLink(e.payload));
+  await listen(LINK_EVENT, (e) => {
+    // Handled live: not to be replayed from the pending list after a reload.
+    invoke('take_pending_links').catch(() => {});
+    openLink(e.payload);
+  });
   let pending = [];
   try {
     pending = await invoke('take_pending_links');

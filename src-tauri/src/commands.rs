@@ -25,6 +25,8 @@ pub struct Shell {
     session: Mutex<Option<Arc<Session>>>,
     /// Links that arrived before the page listened.
     pub pending_links: Mutex<Vec<String>>,
+    /// Links opened lately, to drop a second delivery of the same one.
+    pub seen_links: Mutex<Vec<(String, std::time::Instant)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

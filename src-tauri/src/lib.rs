@@ -35,7 +35,20 @@ pub fn save_settings<R: Runtime>(app: &tauri::AppHandle<R>, settings: &Settings)
 
 /// Hands `ringlet://` links to the page (or keeps them until it asks).
 fn open_links<R: Runtime>(app: &tauri::AppHandle<R>, urls: Vec<String>) {
-    let links: Vec<String> = urls.into_iter().filter(|u| u.starts_with("ringlet://")).collect();
+    let shell = app.state::<Shell>();
+    // The same link can arrive twice at start (the command line, and the
+    // deep-link plugin's current URL): once is enough.
+    let links: Vec<String> = {
+        let mut seen = shell.seen_links.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        seen.retain(|(_, at)| now.duration_since(*at) < std::time::Duration::from_secs(2));
+        let fresh: Vec<String> = urls
+            .into_iter()
+            .filter(|u| u.starts_with("ringlet://") && !seen.iter().any(|(s, _)| s == u))
+            .collect();
+        seen.extend(fresh.iter().map(|u| (u.clone(), now)));
+        fresh
+    };
     if links.is_empty() {
         return;
     }
@@ -72,8 +85,13 @@ pub fn run() {
     webview_environment();
     tauri::Builder::default()
         // First: a second instance hands its link to this one and exits.
-        .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
-            open_links(app, argv);
+        // With the deep-link feature the link arrives through on_open_url
+        // below; here the window only comes forward.
+        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
+            if let Some(w) = app.get_webview_window("main") {
+                let _ = w.unminimize();
+                let _ = w.set_focus();
+            }
         }))
         .plugin(tauri_plugin_deep_link::init())
         .plugin(tauri_plugin_store::Builder::new().build())

@@ -37,8 +37,10 @@ impl DeviceList {
             Ok(d) => list.microphones = d.into_iter().map(|d| DeviceOption { id: format!("mic:{}", d.id), label: d.name }).collect(),
             Err(e) => list.problems.push(format!("microphones: {e}")),
         }
+        // First, what the call uses when nothing was chosen.
+        list.speakers.push(DeviceOption { id: String::new(), label: "System default".into() });
         match ringlet_media::audio_outputs() {
-            Ok(d) => list.speakers = d.into_iter().map(|d| DeviceOption { id: d.id, label: d.name }).collect(),
+            Ok(d) => list.speakers.extend(d.into_iter().map(|d| DeviceOption { id: d.id, label: d.name })),
             Err(e) => list.problems.push(format!("speakers: {e}")),
         }
         if list.cameras.is_empty() {

@@ -377,12 +377,18 @@ async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> 
     let mut stats_tick = tokio::time::interval(Duration::from_secs(1));
     let mut data_open = false;
     let deadline = args.duration.map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s));
+    // The deadline or Ctrl-C, whichever comes first: both hang up and
+    // print the summary.
     let stop = async move {
-        match deadline {
-            Some(d) => tokio::time::sleep_until(d).await,
-            None => {
-                let _ = tokio::signal::ctrl_c().await;
+        let deadline = async move {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
             }
+        };
+        tokio::select! {
+            _ = deadline => {}
+            _ = tokio::signal::ctrl_c() => {}
         }
     };
     tokio::pin!(stop);
