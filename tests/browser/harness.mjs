@@ -198,9 +198,21 @@ async function startListening(cmd, args, env, lineRe, what) {
  * directory in env RINGLET_WEB_ROOT (it reads that variable itself) when
  * working on ui/ without rebuilding.
  */
-export function startSignal(bin, corsOrigins = [], { port = 0, extra = [] } = {}) {
-  const args = ['--listen', `127.0.0.1:${port}`, ...corsOrigins.flatMap((o) => ['--cors-origin', o]), ...extra];
-  return startListening(bin, args, { RINGLET_LOG: process.env.RINGLET_LOG ?? 'info' }, /^listening on 127\.0\.0\.1:(\d+)\s*$/, 'ringlet-signal');
+export async function startSignal(bin, corsOrigins = [], { port = 0, host = '127.0.0.1', extra = [] } = {}) {
+  const args = ['--listen', `${host}:${port}`, ...corsOrigins.flatMap((o) => ['--cors-origin', o]), ...extra];
+  const re = new RegExp(`^listening on ${host.replace(/\./g, '\\.')}:(\\d+)\\s*$`);
+  const server = await startListening(bin, args, { RINGLET_LOG: process.env.RINGLET_LOG ?? 'info' }, re, 'ringlet-signal');
+  server.url = `http://${host}:${server.port}`;
+  return server;
+}
+
+/** This machine's first non-loopback IPv4 address (a LAN address), or null. */
+export async function lanAddress() {
+  const { networkInterfaces } = await import('node:os');
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return null;
 }
 
 /** The seed's Node server (server.js in `dir`) on a free port. */
@@ -220,8 +232,8 @@ export async function startSeedServer(dir) {
  * Starts ringlet-peer --json and records its events. Without `duration` it
  * runs until `stop()` (SIGINT), which makes it hang up and print its summary.
  */
-export function startPeer(bin, { server, room, peerId, duration, iceCheckMs, extra = [] }) {
-  const args = ['--server', server, '--room', room, '--peer-id', peerId, '--udp', '127.0.0.1:0', '--json'];
+export function startPeer(bin, { server, room, peerId, duration, iceCheckMs, udp = '127.0.0.1:0', extra = [] }) {
+  const args = ['--server', server, '--room', room, '--peer-id', peerId, '--udp', udp, '--json'];
   if (duration !== undefined) args.push('--duration', String(duration));
   if (iceCheckMs !== undefined) args.push('--ice-check-ms', String(iceCheckMs));
   args.push(...extra);

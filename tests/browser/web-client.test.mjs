@@ -439,6 +439,44 @@ describe('the web client served by ringlet-signal', () => {
     }
   });
 
+  it('over plain http on a LAN address (not a secure context): no camera or microphone, said so; the page joins and sees and hears ringlet-peer', { timeout: 120_000 }, async (t) => {
+    const lan = await h.lanAddress();
+    if (!lan) {
+      t.skip('this machine has no non-loopback IPv4 address');
+      return;
+    }
+    const server = await h.startSignal(env.signalBin, [], { host: lan });
+    const room = 'lan-http';
+    const page = await newPage();
+    const peer = h.startPeer(env.peerBin, { server: server.url, room, peerId: 'rp-lan', udp: `${lan}:0`, extra: ['--chat', 'hello over the LAN'] });
+    try {
+      await h.until('ringlet-peer to join', () => peer.find('joined') || peer.exit(), JOIN_WAIT);
+      await prejoin(page, room, server.url);
+      assert.equal(await page.evaluate(() => window.isSecureContext), false, `${server.url} is not a secure context`);
+      const s = await state(page);
+      assert.deepEqual([s.media.hasAudio, s.media.hasVideo], [false, false]);
+      assert.match(await page.textContent('#device-errors'), /This page is not secure/);
+      await join(page, 'Guest on the LAN');
+      await h.until('video and audio from ringlet-peer', async () => {
+        const c = await call(page);
+        return (c?.status === 'connected' && decoded(c) >= MIN_FRAMES && audioIn(c) > 0) || peer.exit();
+      }, MEDIA_WAIT);
+      await h.until('ringlet-peer\'s chat line', async () => (await call(page)).chat.some((m) => m.text === 'hello over the LAN'), 10_000);
+      await chat(page, 'hello from a plain-http page');
+      await h.until('ringlet-peer to receive the chat line', () => peer.find('chat', (e) => e.text === 'hello from a plain-http page'), 10_000);
+      await h.until('ringlet-peer to hear we send nothing', () => peer.find('remote_media', (e) => e.video_muted && e.audio_muted), 10_000);
+      await peer.stop();
+      assert.equal(peer.find('summary')?.video_frames_received, 0);
+      await assertClean(page);
+    } catch (e) {
+      throw await withDiag(e, { page }, [peer]);
+    } finally {
+      await peer.stop();
+      await page.close();
+      await server.stop();
+    }
+  });
+
   // ------------------------------------------------------------ Chromium <-> Chromium
 
   it('Chromium ↔ Chromium: video both ways, chat both ways, mute and camera-off shown on the other side, reload, a stale seat taken back, room full, hang-up', { timeout: 120_000 }, async () => {
