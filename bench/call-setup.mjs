@@ -41,56 +41,11 @@
 // run one part. tests/browser's npm packages (playwright-core, socket.io-client)
 // are installed with `npm ci` if missing.
 
-import { execSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { loadHarness, log, seedServerDir, summarize } from './common.mjs';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const BROWSER_TESTS = join(ROOT, 'tests', 'browser');
 const CALLS = Number(process.argv[2] ?? process.env.CALLS ?? 20);
 const ONLY = process.env.ONLY ?? '';
-const log = (s) => process.stderr.write(`${s}\n`);
-
-// ------------------------------------------------------------ dependencies
-
-if (!existsSync(join(BROWSER_TESTS, 'node_modules', 'playwright-core'))) {
-  log('# npm ci in tests/browser');
-  execSync('npm ci --no-audit --no-fund --loglevel=error', { cwd: BROWSER_TESTS, stdio: ['ignore', 'inherit', 'inherit'] });
-}
-const h = await import(join(BROWSER_TESTS, 'harness.mjs'));
-
-function seedServerDir() {
-  const src = resolve(process.env.SEED_SERVER_DIR ?? join(ROOT, '..', 'shared', 'bench', 'seed-server'));
-  const work = resolve(process.env.SEED_BENCH_DIR ?? join(process.env.TMPDIR ?? tmpdir(), 'seed-bench'));
-  if (!existsSync(join(work, 'node_modules', 'socket.io'))) {
-    if (!existsSync(join(src, 'server.js'))) throw new Error(`no seed server at ${src}/server.js (set SEED_SERVER_DIR)`);
-    log(`# installing the seed server in ${work}`);
-    mkdirSync(work, { recursive: true });
-    for (const f of readdirSync(src)) {
-      if (/^package(-lock)?\.json$|\.m?js$/.test(f)) copyFileSync(join(src, f), join(work, f));
-    }
-    execSync('npm ci --no-audit --no-fund --loglevel=error', { cwd: work, stdio: ['ignore', 'inherit', 'inherit'] });
-  } else if (!existsSync(join(work, 'server.js'))) {
-    copyFileSync(join(src, 'server.js'), join(work, 'server.js'));
-  }
-  return work;
-}
-
-// ------------------------------------------------------------ statistics
-
-/** Nearest-rank percentile of a sorted array. */
-function pct(sorted, p) {
-  if (!sorted.length) return null;
-  return sorted[Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length))) - 1];
-}
-
-function summarize(values) {
-  const v = values.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
-  const r = (x) => (x === null ? null : Math.round(x * 10) / 10);
-  return { p50: r(pct(v, 50)), p95: r(pct(v, 95)), min: r(v[0] ?? null), max: r(v.at(-1) ?? null), n: v.length };
-}
+const h = await loadHarness();
 
 // ------------------------------------------------ ringlet-peer <-> ringlet-peer
 
