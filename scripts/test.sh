@@ -12,7 +12,7 @@ failed=0
 step() { echo; echo "=== $*"; }
 
 step "cargo test (workspace)"
-cargo test --workspace --locked 2>&1 | tee /tmp/ringlet-cargo-test.log
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee /tmp/ringlet-cargo-test.log
 [ "${PIPESTATUS[0]}" -eq 0 ] || failed=1
 
 step "node interop tests (official socket.io-client)"

@@ -148,7 +148,20 @@ fn a_call_through_the_commands_reports_its_events() {
     };
     wait_for(&|e| e["type"] == "joined", "joined");
     wait_for(&|e| e["type"] == "connected", "connected");
-    rt.block_on(async { other.chat("hi desk") });
+    // Chat flows once each side's data channel is open.
+    wait_for(&|e| e["type"] == "data-open", "data-open");
+    rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(15), async {
+            while let Some(e) = other_events.recv().await {
+                if e == ringlet_session::SessionEvent::DataOpen {
+                    return;
+                }
+            }
+        })
+        .await
+        .expect("the other side's data channel opens");
+        other.chat("hi desk")
+    });
     wait_for(&|e| e["type"] == "chat" && e["text"] == "hi desk", "chat");
     invoke(&w, "call_chat", json!({"text": "hello other"})).unwrap();
     rt.block_on(async {

@@ -38,7 +38,9 @@ fn video_switches_source_and_size_and_a_missing_camera_changes_nothing() {
     video.switch(VideoInput::TestPattern { width: 640, height: 360 }).unwrap();
     let f = wait_for(|| frames.take_timeout(Duration::from_millis(100)).filter(|f| f.width == 640));
     assert_eq!(f.height, 360);
-    assert_eq!(read_stamp(&f).unwrap().frame, 0, "a fresh source counts from 0");
+    // A fresh source counts from 0 (the one-slot mailbox may have replaced
+    // its first frames before we looked).
+    assert!(read_stamp(&f).unwrap().frame < 15, "a fresh source: {:?}", read_stamp(&f));
 
     // Camera off: frames stop; back on: they resume.
     video.switch(VideoInput::Off).unwrap();

@@ -108,6 +108,9 @@ async fn two_desktop_sessions_call_each_other() {
     until(&mut a_rx, "alice joined", |e| matches!(e, SessionEvent::Joined { .. })).await;
     let (bhub, _blocal, bob, mut b_rx) = start("bob").await;
     until(&mut b_rx, "bob connected", |e| *e == SessionEvent::Connected).await;
+    // Chat and media state flow once both data channels are open.
+    until(&mut b_rx, "bob's data channel", |e| *e == SessionEvent::DataOpen).await;
+    until(&mut a_rx, "alice's data channel", |e| *e == SessionEvent::DataOpen).await;
 
     // Bob's page: the remote picture as VP8, passed through untouched,
     // starting at a keyframe; it decodes to alice's stamped pattern.

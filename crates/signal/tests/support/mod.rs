@@ -1,7 +1,8 @@
 //! Test support: a real server on an ephemeral loopback port, real
 //! `rust_socketio` clients, and (from ringlet-testkit) a TCP proxy that can
 //! cut connections the way a network does.
-#![allow(dead_code)]
+// Each test file uses a part of this module.
+#![allow(dead_code, unused_imports)]
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
