@@ -47,19 +47,23 @@ function tree(exe) {
   return [...all];
 }
 
-/** utime+stime (ticks) of the process tree of `exe`, threads included. */
+/** utime+stime (ticks) of the process tree of `exe`, threads included: total and per process name. */
 function cpuTicks(exe) {
   let t = 0;
+  const by = {};
   for (const pid of tree(exe)) {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      t += Number(f[11]) + Number(f[12]);
+      const ticks = Number(f[11]) + Number(f[12]);
+      t += ticks;
+      by[name] = (by[name] ?? 0) + ticks;
     } catch {
       /* gone */
     }
   }
-  return t;
+  return { t, by };
 }
 
 async function measure(mode) {
@@ -89,7 +93,8 @@ async function measure(mode) {
       remote_fps: +((f.remote - a.st.frames.remote) / secs).toFixed(1),
       preview_fps: +((f.preview - a.st.frames.preview) / secs).toFixed(1),
       remote_size: `${f.remoteWidth}x${f.remoteHeight}`,
-      app_cores: +((b.cpu - a.cpu) / TICK / secs).toFixed(2),
+      app_cores: +((b.cpu.t - a.cpu.t) / TICK / secs).toFixed(2),
+      by_process: Object.fromEntries(Object.keys(b.cpu.by).map((k) => [k, +(((b.cpu.by[k] - (a.cpu.by[k] ?? 0)) / TICK / secs).toFixed(2))])),
       processes: tree(real).length,
       added_ms: { p50: f.addedMsP50, p95: f.addedMsP95 },
       glass_to_glass_ms: { p50: f.endToEndMsP50, p95: f.endToEndMsP95 },

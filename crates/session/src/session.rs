@@ -387,32 +387,42 @@ fn spawn_jpeg_fallback(hub: FrameHub, call: Call) -> std::io::Result<std::sync::
     let (tx, rx) = std::sync::mpsc::sync_channel::<Option<ringlet_call::VideoFrame>>(30);
     std::thread::Builder::new().name("remote-jpeg".into()).spawn(move || {
         let mut decoder: Option<Vp8Decoder> = None;
-        while let Ok(item) = rx.recv() {
-            let Some(f) = item else {
-                decoder = None;
-                continue;
-            };
-            let dec = match &mut decoder {
-                Some(d) => d,
-                None => {
-                    call.request_remote_keyframe();
-                    if !f.keyframe {
-                        continue;
+        while let Ok(first) = rx.recv() {
+            // Every frame is decoded (VP8 needs them all); only the newest
+            // picture is encoded, so a slow JPEG path drops pictures, not
+            // time.
+            let mut batch = vec![first];
+            batch.extend(rx.try_iter());
+            let mut newest = None;
+            for item in batch {
+                let Some(f) = item else {
+                    decoder = None;
+                    newest = None;
+                    continue;
+                };
+                let dec = match &mut decoder {
+                    Some(d) => d,
+                    None => {
+                        call.request_remote_keyframe();
+                        if !f.keyframe {
+                            continue;
+                        }
+                        match Vp8Decoder::new() {
+                            Ok(d) => decoder.insert(d),
+                            Err(_) => continue,
+                        }
                     }
-                    match Vp8Decoder::new() {
-                        Ok(d) => decoder.insert(d),
-                        Err(_) => continue,
-                    }
+                };
+                match dec.decode(&f.data) {
+                    Ok(Some(img)) => newest = Some(img),
+                    Ok(None) => {}
+                    Err(_) => decoder = None,
                 }
-            };
-            match dec.decode(&f.data) {
-                Ok(Some(img)) => {
-                    if let Ok(jpeg) = i420_to_jpeg(&img, 1280, 75) {
-                        hub.publish_remote_jpeg(&jpeg, now_us());
-                    }
+            }
+            if let Some(img) = newest {
+                if let Ok(jpeg) = i420_to_jpeg(&img, 1280, 75) {
+                    hub.publish_remote_jpeg(&jpeg, now_us());
                 }
-                Ok(None) => {}
-                Err(_) => decoder = None,
             }
         }
     })?;
