@@ -55,6 +55,24 @@ pub fn audio_outputs() -> Result<Vec<AudioDevice>, DeviceError> {
     Ok(host.output_devices().map_err(backend)?.filter_map(|d| describe(&d, false)).collect())
 }
 
+/// The input (or output) device with this id, or the default one, with its
+/// description and the stream config to open it at (its own rate and
+/// channels; conversion to 48 kHz mono happens on our side).
+fn open_device(name: Option<&str>, input: bool) -> Result<(cpal::Device, AudioDevice, cpal::StreamConfig), DeviceError> {
+    let host = cpal::default_host();
+    let kind = if input { "input" } else { "output" };
+    let device = match name {
+        Some(n) => {
+            let mut all = if input { host.input_devices() } else { host.output_devices() }.map_err(backend)?;
+            all.find(|d| d.id().is_ok_and(|id| id.id() == n)).ok_or_else(|| DeviceError::NotFound(n.to_owned()))?
+        }
+        None => if input { host.default_input_device() } else { host.default_output_device() }.ok_or(DeviceError::NoDefault(kind))?,
+    };
+    let info = describe(&device, input).ok_or_else(|| DeviceError::Backend(format!("device has no {kind} config")))?;
+    let config = cpal::StreamConfig { channels: info.channels, sample_rate: info.sample_rate, buffer_size: cpal::BufferSize::Default };
+    Ok((device, info, config))
+}
+
 /// What the microphone reports besides audio.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MicEvent {
@@ -102,21 +120,7 @@ impl Framer {
 impl Microphone {
     /// Opens the input with this id (or the default) and starts capturing.
     pub fn open(name: Option<&str>) -> Result<Microphone, DeviceError> {
-        let host = cpal::default_host();
-        let device = match name {
-            Some(n) => host
-                .input_devices()
-                .map_err(backend)?
-                .find(|d| d.id().is_ok_and(|id| id.id() == n))
-                .ok_or_else(|| DeviceError::NotFound(n.to_owned()))?,
-            None => host.default_input_device().ok_or(DeviceError::NoDefault("input"))?,
-        };
-        let info = describe(&device, true).ok_or_else(|| DeviceError::Backend("device has no input config".into()))?;
-        let config = cpal::StreamConfig {
-            channels: info.channels,
-            sample_rate: info.sample_rate,
-            buffer_size: cpal::BufferSize::Default,
-        };
+        let (device, info, config) = open_device(name, true)?;
         // Bounded: a stalled consumer loses the oldest audio, capture goes on.
         let (tx, frames) = mpsc::sync_channel::<Vec<i16>>(50);
         let (ev_tx, events) = mpsc::channel();
@@ -213,21 +217,7 @@ impl Speaker {
     /// Opens the output with this id (or the default) and starts pulling
     /// audio from `source`.
     pub fn open(name: Option<&str>, source: SharedSource) -> Result<Speaker, DeviceError> {
-        let host = cpal::default_host();
-        let device = match name {
-            Some(n) => host
-                .output_devices()
-                .map_err(backend)?
-                .find(|d| d.id().is_ok_and(|id| id.id() == n))
-                .ok_or_else(|| DeviceError::NotFound(n.to_owned()))?,
-            None => host.default_output_device().ok_or(DeviceError::NoDefault("output"))?,
-        };
-        let info = describe(&device, false).ok_or_else(|| DeviceError::Backend("device has no output config".into()))?;
-        let config = cpal::StreamConfig {
-            channels: info.channels,
-            sample_rate: info.sample_rate,
-            buffer_size: cpal::BufferSize::Default,
-        };
+        let (device, info, config) = open_device(name, false)?;
         let (ev_tx, events) = mpsc::channel();
         let mut spreader = Spreader::new(info.channels, info.sample_rate);
         let stream = device
