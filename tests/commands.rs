@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ringlet_app::commands::{self, CALL_EVENT};
+use ringlet_app::commands::CALL_EVENT;
 use ringlet_app::Shell;
 use serde_json::{json, Value};
 use tauri::ipc::{CallbackFn, InvokeBody};
@@ -18,25 +18,7 @@ fn app() -> (tauri::App<MockRuntime>, WebviewWindow<MockRuntime>) {
     let data = std::env::temp_dir().join(format!("ringlet-commands-{}", std::process::id()));
     std::env::set_var("XDG_DATA_HOME", &data);
     std::env::set_var("HOME", &data);
-    let app = mock_builder()
-        .plugin(tauri_plugin_store::Builder::new().build())
-        .manage(Shell::default())
-        .invoke_handler(tauri::generate_handler![
-            commands::app_info,
-            commands::signal_info,
-            commands::devices,
-            commands::media_start,
-            commands::media_set,
-            commands::media_use,
-            commands::media_state_now,
-            commands::media_stop,
-            commands::call_join,
-            commands::call_chat,
-            commands::call_quality,
-            commands::call_hangup,
-            commands::settings_get,
-            commands::settings_set,
-        ])
+    let app = ringlet_app::with_commands(mock_builder().plugin(tauri_plugin_store::Builder::new().build()))
         .build(mock_context(noop_assets()))
         .expect("mock app");
     let webview = tauri::WebviewWindowBuilder::new(&app, "main", Default::default()).build().expect("mock window");

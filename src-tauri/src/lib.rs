@@ -75,6 +75,29 @@ fn webview_environment() {
     }
 }
 
+/// The shell's state and every command the page may call: the app and its
+/// tests (on Tauri's mock runtime) share this one list.
+pub fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
+    builder.manage(Shell::default()).invoke_handler(tauri::generate_handler![
+        commands::app_info,
+        commands::signal_info,
+        commands::devices,
+        commands::media_start,
+        commands::media_set,
+        commands::media_use,
+        commands::media_state_now,
+        commands::media_stop,
+        commands::call_join,
+        commands::call_chat,
+        commands::call_restart_ice,
+        commands::call_quality,
+        commands::call_hangup,
+        commands::settings_get,
+        commands::settings_set,
+        commands::take_pending_links,
+    ])
+}
+
 pub fn run() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -83,7 +106,7 @@ pub fn run() {
         )
         .try_init();
     webview_environment();
-    tauri::Builder::default()
+    with_commands(tauri::Builder::default())
         // First: a second instance hands its link to this one and exits.
         // With the deep-link feature the link arrives through on_open_url
         // below; here the window only comes forward.
@@ -95,7 +118,6 @@ pub fn run() {
         }))
         .plugin(tauri_plugin_deep_link::init())
         .plugin(tauri_plugin_store::Builder::new().build())
-        .manage(Shell::default())
         .setup(|app| {
             #[cfg(any(target_os = "linux", all(debug_assertions, windows)))]
             if let Err(e) = app.deep_link().register_all() {
@@ -129,24 +151,6 @@ pub fn run() {
             });
             Ok(())
         })
-        .invoke_handler(tauri::generate_handler![
-            commands::app_info,
-            commands::signal_info,
-            commands::devices,
-            commands::media_start,
-            commands::media_set,
-            commands::media_use,
-            commands::media_state_now,
-            commands::media_stop,
-            commands::call_join,
-            commands::call_chat,
-            commands::call_restart_ice,
-            commands::call_quality,
-            commands::call_hangup,
-            commands::settings_get,
-            commands::settings_set,
-            commands::take_pending_links,
-        ])
         .run(tauri::generate_context!())
         .unwrap_or_else(|e| {
             eprintln!("ringlet: cannot start the window: {e}");
