@@ -11,8 +11,10 @@ app=(libwebkit2gtk-4.1-dev build-essential libxdo-dev libssl-dev
 # virtual X display (xvfb) in a private D-Bus session (dbus: the
 # single-instance plugin meets its second instance there), drive the window
 # through WebKitWebDriver (webkit2gtk-driver, behind tauri-driver) and take
-# screenshots from the X server (imagemagick's `import`).
-test=("${app[@]}" chromium xvfb webkit2gtk-driver dbus imagemagick)
+# screenshots from the X server (imagemagick's `import`). The multi-node
+# and NAT-traversal tests start their own redis-server and coturn
+# (turnserver) on loopback ports; neither runs as a service.
+test=("${app[@]}" chromium xvfb webkit2gtk-driver dbus imagemagick redis-server coturn)
 
 case "${1:-}" in
   app) want=("${app[@]}") ;;
