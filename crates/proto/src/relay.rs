@@ -8,8 +8,9 @@
 
 use std::borrow::Cow;
 
-use serde::de::IgnoredAny;
+use serde::de::{IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use crate::{event, limits, valid_id, ProtoError, SdpType};
 
@@ -92,6 +93,34 @@ struct CandidateView<'a> {
     username_fragment: Option<Cow<'a, str>>,
 }
 
+/// The top-level members of an object, values as the sender wrote them.
+///
+/// Not a `serde_json::Value`: that would evaluate every number (one beyond
+/// f64, `1e400`, is valid JSON that the zero-copy parse accepts but `Value`
+/// refuses) and re-format floats and key order on the way out.
+#[derive(Debug)]
+struct Members<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Members<'de>, M::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = map.next_entry::<String, &'de RawValue>()? {
+                    out.push(entry);
+                }
+                Ok(Members(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
 /// A relayed message that passed validation, borrowing the sender's JSON.
 #[derive(Debug)]
 pub struct RelayView<'a> {
@@ -99,7 +128,9 @@ pub struct RelayView<'a> {
     pub room_id: Cow<'a, str>,
     pub to: Option<Cow<'a, str>>,
     raw: &'a str,
-    has_from: bool,
+    /// The sender's members when it wrote a `from` of its own (rare): the
+    /// relay is rebuilt from them without it.
+    members: Option<Members<'a>>,
 }
 
 impl<'a> RelayView<'a> {
@@ -169,7 +200,12 @@ impl<'a> RelayView<'a> {
                 }
             }
         }
-        Ok(RelayView { kind, room_id, to: env.to, raw, has_from: env.from })
+        let members = if env.from {
+            Some(serde_json::from_str::<Members<'a>>(raw).map_err(|e| invalid(e.to_string()))?)
+        } else {
+            None
+        };
+        Ok(RelayView { kind, room_id, to: env.to, raw, members })
     }
 
     /// The payload to deliver: the sender's object with `from` set to `peer`
@@ -177,18 +213,27 @@ impl<'a> RelayView<'a> {
     /// spoofable). `peer` must be a valid peer id (no escaping is done).
     pub fn with_from(&self, peer: &str) -> String {
         debug_assert!(valid_id(peer));
-        if self.has_from {
-            // Rare path: rebuild so the sender's `from` does not survive.
-            let mut map: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_str(self.raw).expect("validated as an object");
-            map.insert("from".into(), serde_json::Value::String(peer.to_owned()));
-            return serde_json::Value::Object(map).to_string();
-        }
         let mut out = String::with_capacity(self.raw.len() + peer.len() + 10);
         out.push_str("{\"from\":\"");
         out.push_str(peer);
-        out.push_str("\",");
-        out.push_str(&self.raw[1..]);
+        out.push('"');
+        match &self.members {
+            None => {
+                out.push(',');
+                out.push_str(&self.raw[1..]);
+            }
+            // Rare path: the sender's `from` (however its key was escaped)
+            // does not survive; every other member is copied as written.
+            Some(Members(members)) => {
+                for (key, value) in members.iter().filter(|(k, _)| k != "from") {
+                    out.push(',');
+                    out.push_str(&serde_json::to_string(key).expect("a string serializes"));
+                    out.push(':');
+                    out.push_str(value.get());
+                }
+                out.push('}');
+            }
+        }
         out
     }
 }
