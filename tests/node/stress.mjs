@@ -375,3 +375,236 @@ export async function churn(url, { pairs = 20, seconds = 10, relays = 10, pauseM
   await Promise.all(Array.from({ length: pairs }, (_, p) => sleep(Math.random() * pauseMs).then(() => loop(p))));
   return stats;
 }
+
+// ------------------------------------------------------------------ fuzz
+
+/** A small seeded PRNG (mulberry32), so a failing run can be replayed. */
+export function rng(seed) {
+  let a = seed >>> 0;
+  const next = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const r = {
+    next,
+    int: (n) => Math.floor(next() * n),
+    chance: (p) => next() < p,
+    pick: (xs) => xs[Math.floor(next() * xs.length)],
+  };
+  return r;
+}
+
+const KNOWN = ['join', 'leave', 'sdp-offer', 'sdp-answer', 'ice-candidate', 'heartbeat'];
+const OTHER = ['error', 'peer-joined', 'peer-left', 'message', 'ping', 'join ', 'JOIN', '', 'é', '\u0000', 'x'.repeat(300)];
+
+/** Random strings: ids, near-ids, unicode, escapes, and sizes up to past the message limit. */
+function fuzzString(r, big) {
+  switch (r.int(9)) {
+    case 0:
+      return '';
+    case 1:
+      return `fz-${r.int(8)}`; // rooms the fuzzers share, so relays happen
+    case 2:
+      return 'a'.repeat(r.pick([63, 64, 65, 2048, 2049, 4096, 4097]));
+    case 3:
+      return '\u0000\ud800\udfff"\\/\b\f\n\r\t\u2028é😀'.slice(r.int(8));
+    case 4:
+      return big && r.chance(0.2) ? 'x'.repeat(r.pick([64 * 1024, 64 * 1024 + 1, MAX_MESSAGE - 64, MAX_MESSAGE + 1024, 2.5 * 1024 * 1024])) : 'y'.repeat(r.int(3000));
+    case 5:
+      return `candidate:${r.int(9)} 1 udp ${r.int(1e9)} 192.0.2.${r.int(255)} ${r.int(65536)} typ host`;
+    case 6:
+      return 'v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n'.repeat(1 + r.int(40));
+    default:
+      return Math.random().toString(36).slice(2, 2 + r.int(12));
+  }
+}
+
+/** A random JSON-ish value (Buffers included: binary attachments). */
+function fuzzValue(r, depth = 0, big = true) {
+  const k = r.int(depth > 3 ? 6 : 11);
+  switch (k) {
+    case 0:
+      return null;
+    case 1:
+      return r.chance(0.5);
+    case 2:
+      return r.pick([0, -0, 1, -1, 2 ** 53, -(2 ** 63), 1e308, 5e-324, 0.1, 65535, 65536, -1.5, r.int(1e6)]);
+    case 3:
+    case 4:
+      return fuzzString(r, big);
+    case 5:
+      return r.chance(0.3) ? Buffer.alloc(r.int(r.chance(0.1) ? 100_000 : 100), r.int(256)) : undefined;
+    case 6: {
+      // Deep nesting, past serde_json's recursion limit (128) sometimes.
+      const d = r.pick([10, 127, 129, 200, 500]);
+      let v = r.chance(0.5) ? 1 : {};
+      for (let i = 0; i < d; i++) v = r.chance(0.5) ? [v] : { a: v };
+      return v;
+    }
+    case 7:
+      return Array.from({ length: r.int(6) }, () => fuzzValue(r, depth + 1, big));
+    default: {
+      // Shaped like a real message, each field of a random type.
+      const o = {};
+      const keys = ['roomId', 'peerId', 'to', 'from', 'sdp', 'candidate', 'token', 'name', 'type', 'sdpMid', 'sdpMLineIndex', 'x'];
+      for (let i = r.int(6); i > 0; i--) {
+        const key = r.pick(keys);
+        o[key] = r.chance(0.4) ? shapedField(r, key) : fuzzValue(r, depth + 1, big);
+      }
+      return o;
+    }
+  }
+}
+
+function shapedField(r, key) {
+  switch (key) {
+    case 'roomId':
+      return `fz-${r.int(8)}`;
+    case 'peerId':
+    case 'to':
+    case 'from':
+      return `p${r.int(6)}`;
+    case 'sdp':
+      return { type: r.pick(['offer', 'answer', 'pranswer', 'rollback', 'x', 1]), sdp: r.chance(0.8) ? 'v=0\r\n' : fuzzValue(r, 4, false) };
+    case 'candidate':
+      return { candidate: r.chance(0.8) ? 'candidate:1 1 udp 1 192.0.2.1 9 typ host' : fuzzValue(r, 4, false), sdpMid: r.pick(['0', 0, null]), sdpMLineIndex: r.pick([0, -1, 70000, '0', null]) };
+    default:
+      return fuzzValue(r, 4, false);
+  }
+}
+
+/** Raw Socket.IO packets, written under the client's encoder: malformed ones included. */
+function rawPacket(r) {
+  const ns = '/signaling';
+  const v = () => JSON.stringify(fuzzValue(r, 2, false) ?? null);
+  const all = [
+    () => `2${ns},["${r.pick(KNOWN)}",${r.pick(['1e400', '-1e999', '123456789012345678901234567890', '{"roomId":"fz-1","from":null,"x":1e400,"candidate":{"candidate":"c"}}', '{"roomId":"fz-1","fr\\u006fm":1,"sdp":{"type":"offer","sdp":"v"}}'])}]`,
+    () => `2${ns},[${v()}]`,
+    () => `2${ns},[]`,
+    () => `2${ns},{}`,
+    () => `2${ns},"join"`,
+    () => `2${ns},["join"`,
+    () => `2${ns},["ice-candidate",${v()}`.slice(0, 10 + r.int(40)),
+    () => `2${ns},${r.pick(['0', '1', '99999999999999999999', '-1', '1.5'])}["${r.pick(KNOWN)}",${v()}]`,
+    () => `3${ns},${r.int(100)}[${v()}]`,
+    () => `0${ns},${v()}`,
+    () => `${r.pick(['4', '6', '7', '9', 'x', ''])}${ns},[${v()}]`,
+    () => `2/other,["join","fz-1"]`,
+    () => `5${ns},["join",{"_placeholder":true,"num":${r.pick([0, 1, -1, 99])}}]`,
+    () => `51-${ns},["join",{"_placeholder":true,"num":0}]`,
+  ];
+  const only = process.env.RAW_ONLY;
+  return (only ? all[Number(only)] : r.pick(all))();
+}
+
+/**
+ * `clients` fuzzing clients for `seconds`: each connects (WebSocket, now
+ * and then long-polling), sends bursts of random events (known and unknown
+ * names, 0-3 random arguments, with an ack or not), now and then a raw,
+ * possibly malformed packet, and disconnects at random (closing, or
+ * dropping the transport). Every ack of a known event on a connection
+ * that is still up must arrive (`acksMissing`).
+ */
+export async function fuzz(url, { clients = 6, seconds = 10, seed = Date.now() >>> 0, onTick, polling = 0.1, raw = 0.08, big = true } = {}) {
+  const stats = { seed, connections: 0, connectFailures: 0, events: 0, raw: 0, acksAsked: 0, acksOk: 0, acksRefused: 0, acksLost: 0, acksMissing: 0, closedByServer: 0, errorEvents: 0, bytes: 0, missing: [] };
+  const deadline = Date.now() + seconds * 1000;
+  const one = async (i) => {
+    const r = rng(seed + i * 7919);
+    while (Date.now() < deadline) {
+      let peer;
+      try {
+        peer = await Peer.connect(url, { transports: r.chance(polling) ? ['polling'] : ['websocket'] });
+        stats.connections++;
+      } catch {
+        stats.connectFailures++;
+        await sleep(50);
+        continue;
+      }
+      const sock = peer.socket;
+      let serverClosed = false;
+      sock.on('disconnect', (reason) => {
+        if (reason !== 'io client disconnect' && reason !== 'forced close') serverClosed = true;
+      });
+      sock.on('error', () => stats.errorEvents++);
+      const pending = [];
+      if (r.chance(0.7)) pending.push(peer.ack('join', r.chance(0.7) ? { roomId: `fz-${r.int(8)}`, peerId: `p${r.int(6)}` } : fuzzValue(r)).catch(() => null));
+      const burst = 1 + r.int(40);
+      for (let k = 0; k < burst && Date.now() < deadline && sock.connected; k++) {
+        if (r.chance(raw)) {
+          try {
+            sock.io.engine.write(rawPacket(r));
+            stats.raw++;
+          } catch {
+            // the engine is closing
+          }
+          continue;
+        }
+        const ev = r.chance(0.75) ? r.pick(KNOWN) : r.pick(OTHER);
+        const args = Array.from({ length: r.int(4) }, () => fuzzValue(r, 0, big)).filter((a) => a !== undefined || r.chance(0.5));
+        const wantAck = r.chance(0.5);
+        stats.events++;
+        try {
+          if (!wantAck) {
+            sock.emit(ev, ...args);
+          } else if (KNOWN.includes(ev)) {
+            stats.acksAsked++;
+            pending.push(
+              sock
+                .timeout(WAIT)
+                .emitWithAck(ev, ...args)
+                .then(
+                  (a) => (a?.ok === true ? stats.acksOk++ : stats.acksRefused++),
+                  () => {
+                    // No ack: fine if the connection went away meanwhile
+                    // (closed by the server for an oversized message, or by
+                    // us); a live connection must answer.
+                    if (sock.connected) {
+                      stats.acksMissing++;
+                      if (stats.missing.length < 5) stats.missing.push(`${ev} ${JSON.stringify(args).slice(0, 200)}`);
+                    } else stats.acksLost++;
+                  },
+                ),
+            );
+          } else {
+            // Unknown events are ignored: no ack comes; do not wait for one.
+            sock.timeout(1000).emit(ev, ...args, () => {});
+          }
+        } catch {
+          // reserved names ('connect', ...) throw in the client
+        }
+        if (k % 8 === 7) await sleep(r.int(20));
+      }
+      if (r.chance(0.5)) await Promise.all(pending);
+      if (serverClosed) stats.closedByServer++;
+      const end = r.int(3);
+      if (end === 0) peer.close();
+      else if (end === 1) peer.drop();
+      else {
+        await sleep(r.int(200));
+        peer.close();
+      }
+      await Promise.all(pending);
+      onTick?.(stats);
+    }
+  };
+  await Promise.all(Array.from({ length: clients }, (_, i) => one(i)));
+  return stats;
+}
+
+/** Normal calls, one after another in fresh rooms, until `until()` is true: counts, and the first failure. */
+export async function callsMeanwhile(url, until, label = 'call') {
+  const out = { calls: 0, relayed: 0, failures: 0, errors: [] };
+  for (let n = 0; !until(); n++) {
+    try {
+      out.relayed += await pairCall(url, `${label}-${n}-${Math.random().toString(36).slice(2, 8)}`, { candidates: 20, tag: `${label}${n}` });
+      out.calls++;
+    } catch (e) {
+      out.failures++;
+      if (out.errors.length < 5) out.errors.push(e.message);
+    }
+  }
+  return out;
+}

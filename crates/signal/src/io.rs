@@ -193,12 +193,39 @@ impl FromConnectParts<A> for Attach {
         let shared = State::<SharedState>::from_connect_parts(s, &None).expect("state is installed by the builder").0;
         let socket = SocketRef::from(Arc::clone(s));
         let sink = SocketSink { socket: socket.clone(), backlog: Default::default(), limits: shared.backlog };
-        shared.with_hub(|hub| hub.connect(s.id, sink));
+        shared.with_hub(|hub| hub.connect(s.id, sink.clone()));
         socket.on_fallback(|_: Inbound| async {});
         socket.on_disconnect(|_: Detach| async {});
         tracing::debug!(sid = %s.id, "connected");
+        forget_if_never_connected(shared, sink);
         Ok(Attach)
     }
+}
+
+/// How long after this middleware the connect step is surely over.
+const CONNECT_SETTLE: Duration = Duration::from_secs(1);
+
+/// socketioxide sends CONNECT right after this middleware; if that fails
+/// because the transport closed meanwhile, it drops the socket without a
+/// disconnect, and the hub would keep the connection (and, through its
+/// sink, the engine socket) forever. Found by the socket fuzzer: a client
+/// that repeats CONNECT on its namespace and drops its transport leaked
+/// one connection every few tries. So a socket that never became connected
+/// and is still registered as itself is let go once the step is over.
+fn forget_if_never_connected(shared: SharedState, sink: SocketSink) {
+    tokio::spawn(async move {
+        tokio::time::sleep(CONNECT_SETTLE).await;
+        if sink.socket.connected() {
+            return; // a live socket: its disconnect will come
+        }
+        let sid = sink.socket.id;
+        shared.with_hub(|hub| {
+            if hub.sink(&sid).is_some_and(|s| Arc::ptr_eq(&s.backlog, &sink.backlog)) {
+                tracing::debug!(%sid, "connect never completed: forgetting the socket");
+                hub.disconnect(sid, Departure::Lost);
+            }
+        });
+    });
 }
 
 /// Disconnect extractor: tells the hub, in order with the socket's events.

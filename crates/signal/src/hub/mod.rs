@@ -173,6 +173,11 @@ where
         self.metrics.set_sockets(self.conns.len());
     }
 
+    /// The sink registered for `key`, if any.
+    pub fn sink(&self, key: &K) -> Option<&S> {
+        self.conns.get(key).map(|c| &c.sink)
+    }
+
     /// Timers the last calls asked for; the caller schedules each and calls
     /// [`Hub::expire`] when it fires.
     pub fn take_timers(&mut self) -> Vec<Timer> {
