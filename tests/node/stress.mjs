@@ -18,6 +18,8 @@ import readline from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { io } from 'socket.io-client';
 
+export { io };
+
 export const NS = '/signaling';
 export const WAIT = 10_000;
 /** The server's Socket.IO message limit (ringlet_signal::MAX_MESSAGE). */
