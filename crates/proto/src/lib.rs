@@ -74,7 +74,11 @@ pub enum ProtoError {
     #[error("peer id must match ^[A-Za-z0-9_-]{{1,64}}$")]
     InvalidPeerId,
     #[error("{what} is {size} bytes, over the limit of {limit}")]
-    TooLarge { what: &'static str, size: usize, limit: usize },
+    TooLarge {
+        what: &'static str,
+        size: usize,
+        limit: usize,
+    },
 }
 
 impl ProtoError {
@@ -88,13 +92,17 @@ impl ProtoError {
     }
 
     pub fn to_body(&self) -> ErrorBody {
-        ErrorBody { code: self.code(), message: self.to_string() }
+        ErrorBody {
+            code: self.code(),
+            message: self.to_string(),
+        }
     }
 }
 
 fn valid_id(s: &str) -> bool {
     (1..=64).contains(&s.len())
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 macro_rules! id_type {
@@ -182,7 +190,10 @@ impl JoinRequest {
                 limit: limits::MAX_JOIN,
             });
         }
-        let invalid = |detail: String| ProtoError::InvalidPayload { event: event::JOIN, detail };
+        let invalid = |detail: String| ProtoError::InvalidPayload {
+            event: event::JOIN,
+            detail,
+        };
         let value: serde_json::Value =
             serde_json::from_str(json).map_err(|e| invalid(e.to_string()))?;
         match value {
@@ -312,6 +323,11 @@ pub struct JoinAccepted {
     /// Whether this join resumed a place held during a transport drop.
     #[serde(default)]
     pub resumed: bool,
+    /// A fresh invite token for this room, when the server signs them:
+    /// carry it in links shared from now on and in later rejoins (the one
+    /// joined with may expire during a long call).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 /// An ack: `{ok:true, ...}` or `{ok:false, error:{code, message}}`.
@@ -345,15 +361,25 @@ impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Ack<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
         let mut v = serde_json::Value::deserialize(d)?;
-        let ok = v.get("ok").and_then(|o| o.as_bool()).ok_or_else(|| D::Error::missing_field("ok"))?;
+        let ok = v
+            .get("ok")
+            .and_then(|o| o.as_bool())
+            .ok_or_else(|| D::Error::missing_field("ok"))?;
         if ok {
             if let Some(map) = v.as_object_mut() {
                 map.remove("ok");
             }
-            serde_json::from_value(v).map(Ack::Ok).map_err(D::Error::custom)
+            serde_json::from_value(v)
+                .map(Ack::Ok)
+                .map_err(D::Error::custom)
         } else {
-            let e = v.get_mut("error").map(serde_json::Value::take).ok_or_else(|| D::Error::missing_field("error"))?;
-            serde_json::from_value(e).map(Ack::Err).map_err(D::Error::custom)
+            let e = v
+                .get_mut("error")
+                .map(serde_json::Value::take)
+                .ok_or_else(|| D::Error::missing_field("error"))?;
+            serde_json::from_value(e)
+                .map(Ack::Err)
+                .map_err(D::Error::custom)
         }
     }
 }
@@ -382,11 +408,46 @@ pub enum ErrorCode {
     /// Another live socket already speaks as this peer id in this room.
     PeerIdTaken,
     Unauthorized,
+    /// The server requires an invite token and the join carried none.
+    TokenRequired,
+    /// The invite token is not one the server signed for this room.
+    TokenInvalid,
+    /// The invite token was genuine but has expired.
+    TokenExpired,
+    /// Too many events too fast from one connection.
     RateLimited,
+    /// A server limit: connections per address, rooms per connection,
+    /// rooms in all.
+    LimitExceeded,
     Internal,
+    /// A code this build does not know (a newer server's): still an error.
+    #[serde(other)]
+    Other,
 }
 
 impl ErrorCode {
+    /// Every code, for counting refusals by reason.
+    pub const ALL: [ErrorCode; 18] = [
+        ErrorCode::InvalidPayload,
+        ErrorCode::InvalidRoom,
+        ErrorCode::InvalidPeerId,
+        ErrorCode::TooLarge,
+        ErrorCode::RoomFull,
+        ErrorCode::NotInRoom,
+        ErrorCode::UnknownPeer,
+        ErrorCode::PeerBacklogged,
+        ErrorCode::HeldFull,
+        ErrorCode::PeerIdTaken,
+        ErrorCode::Unauthorized,
+        ErrorCode::TokenRequired,
+        ErrorCode::TokenInvalid,
+        ErrorCode::TokenExpired,
+        ErrorCode::RateLimited,
+        ErrorCode::LimitExceeded,
+        ErrorCode::Internal,
+        ErrorCode::Other,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::InvalidPayload => "invalid-payload",
@@ -400,8 +461,13 @@ impl ErrorCode {
             ErrorCode::HeldFull => "held-full",
             ErrorCode::PeerIdTaken => "peer-id-taken",
             ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::TokenRequired => "token-required",
+            ErrorCode::TokenInvalid => "token-invalid",
+            ErrorCode::TokenExpired => "token-expired",
             ErrorCode::RateLimited => "rate-limited",
+            ErrorCode::LimitExceeded => "limit-exceeded",
             ErrorCode::Internal => "internal",
+            ErrorCode::Other => "other",
         }
     }
 }
@@ -499,10 +565,18 @@ impl LeaveRequest {
     /// Parses a `leave` payload, with a readable error for anything else.
     pub fn parse(json: &str) -> Result<Self, ProtoError> {
         if json.len() > limits::MAX_JOIN {
-            return Err(ProtoError::TooLarge { what: "leave payload", size: json.len(), limit: limits::MAX_JOIN });
+            return Err(ProtoError::TooLarge {
+                what: "leave payload",
+                size: json.len(),
+                limit: limits::MAX_JOIN,
+            });
         }
-        let invalid = |detail: String| ProtoError::InvalidPayload { event: event::LEAVE, detail };
-        let value: serde_json::Value = serde_json::from_str(json).map_err(|e| invalid(e.to_string()))?;
+        let invalid = |detail: String| ProtoError::InvalidPayload {
+            event: event::LEAVE,
+            detail,
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| invalid(e.to_string()))?;
         match value.get("roomId") {
             Some(serde_json::Value::String(r)) if valid_id(r) => {}
             Some(serde_json::Value::String(_)) => return Err(ProtoError::InvalidRoom),
