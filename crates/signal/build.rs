@@ -8,10 +8,7 @@ use std::path::{Path, PathBuf};
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
-    let ui = manifest
-        .join("../../ui")
-        .canonicalize()
-        .expect("ui/ at the workspace root");
+    let ui = manifest.join("../../ui").canonicalize().expect("ui/ at the workspace root");
     println!("cargo:rerun-if-changed={}", ui.display());
     let mut files = Vec::new();
     walk(&ui, &ui, &mut files);
@@ -19,12 +16,7 @@ fn main() {
     let mut out = String::from("/// `(path, bytes)` of every file under `ui/`, paths without a leading slash.\npub static FILES: &[(&str, &[u8])] = &[\n");
     for (rel, abs) in &files {
         println!("cargo:rerun-if-changed={}", abs.display());
-        writeln!(
-            out,
-            "    ({rel:?}, include_bytes!({:?})),",
-            abs.display().to_string()
-        )
-        .unwrap();
+        writeln!(out, "    ({rel:?}, include_bytes!({:?})),", abs.display().to_string()).unwrap();
     }
     out.push_str("];\n");
     let dest = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("web_assets.rs");
@@ -45,13 +37,7 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) {
             println!("cargo:rerun-if-changed={}", path.display());
             walk(root, &path, out);
         } else {
-            let rel = path
-                .strip_prefix(root)
-                .unwrap()
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy())
-                .collect::<Vec<_>>()
-                .join("/");
+            let rel = path.strip_prefix(root).unwrap().components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
             out.push((rel, path));
         }
     }

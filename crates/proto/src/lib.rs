@@ -74,11 +74,7 @@ pub enum ProtoError {
     #[error("peer id must match ^[A-Za-z0-9_-]{{1,64}}$")]
     InvalidPeerId,
     #[error("{what} is {size} bytes, over the limit of {limit}")]
-    TooLarge {
-        what: &'static str,
-        size: usize,
-        limit: usize,
-    },
+    TooLarge { what: &'static str, size: usize, limit: usize },
 }
 
 impl ProtoError {
@@ -92,17 +88,13 @@ impl ProtoError {
     }
 
     pub fn to_body(&self) -> ErrorBody {
-        ErrorBody {
-            code: self.code(),
-            message: self.to_string(),
-        }
+        ErrorBody { code: self.code(), message: self.to_string() }
     }
 }
 
 fn valid_id(s: &str) -> bool {
     (1..=64).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 macro_rules! id_type {
@@ -190,10 +182,7 @@ impl JoinRequest {
                 limit: limits::MAX_JOIN,
             });
         }
-        let invalid = |detail: String| ProtoError::InvalidPayload {
-            event: event::JOIN,
-            detail,
-        };
+        let invalid = |detail: String| ProtoError::InvalidPayload { event: event::JOIN, detail };
         let value: serde_json::Value =
             serde_json::from_str(json).map_err(|e| invalid(e.to_string()))?;
         match value {
@@ -361,25 +350,15 @@ impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Ack<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
         let mut v = serde_json::Value::deserialize(d)?;
-        let ok = v
-            .get("ok")
-            .and_then(|o| o.as_bool())
-            .ok_or_else(|| D::Error::missing_field("ok"))?;
+        let ok = v.get("ok").and_then(|o| o.as_bool()).ok_or_else(|| D::Error::missing_field("ok"))?;
         if ok {
             if let Some(map) = v.as_object_mut() {
                 map.remove("ok");
             }
-            serde_json::from_value(v)
-                .map(Ack::Ok)
-                .map_err(D::Error::custom)
+            serde_json::from_value(v).map(Ack::Ok).map_err(D::Error::custom)
         } else {
-            let e = v
-                .get_mut("error")
-                .map(serde_json::Value::take)
-                .ok_or_else(|| D::Error::missing_field("error"))?;
-            serde_json::from_value(e)
-                .map(Ack::Err)
-                .map_err(D::Error::custom)
+            let e = v.get_mut("error").map(serde_json::Value::take).ok_or_else(|| D::Error::missing_field("error"))?;
+            serde_json::from_value(e).map(Ack::Err).map_err(D::Error::custom)
         }
     }
 }
@@ -565,18 +544,10 @@ impl LeaveRequest {
     /// Parses a `leave` payload, with a readable error for anything else.
     pub fn parse(json: &str) -> Result<Self, ProtoError> {
         if json.len() > limits::MAX_JOIN {
-            return Err(ProtoError::TooLarge {
-                what: "leave payload",
-                size: json.len(),
-                limit: limits::MAX_JOIN,
-            });
+            return Err(ProtoError::TooLarge { what: "leave payload", size: json.len(), limit: limits::MAX_JOIN });
         }
-        let invalid = |detail: String| ProtoError::InvalidPayload {
-            event: event::LEAVE,
-            detail,
-        };
-        let value: serde_json::Value =
-            serde_json::from_str(json).map_err(|e| invalid(e.to_string()))?;
+        let invalid = |detail: String| ProtoError::InvalidPayload { event: event::LEAVE, detail };
+        let value: serde_json::Value = serde_json::from_str(json).map_err(|e| invalid(e.to_string()))?;
         match value.get("roomId") {
             Some(serde_json::Value::String(r)) if valid_id(r) => {}
             Some(serde_json::Value::String(_)) => return Err(ProtoError::InvalidRoom),

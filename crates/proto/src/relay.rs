@@ -118,11 +118,7 @@ impl<'a> RelayView<'a> {
         let ev = kind.event();
         let invalid = |detail: String| ProtoError::InvalidPayload { event: ev, detail };
         if raw.len() > kind.max_payload() {
-            return Err(ProtoError::TooLarge {
-                what: "payload",
-                size: raw.len(),
-                limit: kind.max_payload(),
-            });
+            return Err(ProtoError::TooLarge { what: "payload", size: raw.len(), limit: kind.max_payload() });
         }
         if !raw.starts_with('{') {
             let kind_of = serde_json::from_str::<serde_json::Value>(raw)
@@ -131,9 +127,7 @@ impl<'a> RelayView<'a> {
             return Err(invalid(format!("expected an object, got {kind_of}")));
         }
         let env: Envelope<'a> = serde_json::from_str(raw).map_err(|e| invalid(e.to_string()))?;
-        let room_id = env
-            .room_id
-            .ok_or_else(|| invalid("`roomId` (a string) is required".into()))?;
+        let room_id = env.room_id.ok_or_else(|| invalid("`roomId` (a string) is required".into()))?;
         if !valid_id(&room_id) {
             return Err(ProtoError::InvalidRoom);
         }
@@ -144,22 +138,12 @@ impl<'a> RelayView<'a> {
         }
         match kind {
             RelayKind::SdpOffer | RelayKind::SdpAnswer => {
-                let view = env
-                    .sdp
-                    .ok_or_else(|| invalid("`sdp` ({type, sdp}) is required".into()))?;
+                let view = env.sdp.ok_or_else(|| invalid("`sdp` ({type, sdp}) is required".into()))?;
                 let body = view.sdp.as_deref().unwrap_or("");
                 if body.len() > limits::MAX_SDP {
-                    return Err(ProtoError::TooLarge {
-                        what: "sdp",
-                        size: body.len(),
-                        limit: limits::MAX_SDP,
-                    });
+                    return Err(ProtoError::TooLarge { what: "sdp", size: body.len(), limit: limits::MAX_SDP });
                 }
-                let expected = if kind == RelayKind::SdpOffer {
-                    "offer"
-                } else {
-                    "answer"
-                };
+                let expected = if kind == RelayKind::SdpOffer { "offer" } else { "answer" };
                 let ok = match view.kind {
                     SdpType::Offer => kind == RelayKind::SdpOffer,
                     SdpType::Answer | SdpType::Pranswer => kind == RelayKind::SdpAnswer,
@@ -173,9 +157,9 @@ impl<'a> RelayView<'a> {
                 }
             }
             RelayKind::IceCandidate => {
-                let cand = env.candidate.ok_or_else(|| {
-                    invalid("`candidate` ({candidate, sdpMid, sdpMLineIndex}) is required".into())
-                })?;
+                let cand = env
+                    .candidate
+                    .ok_or_else(|| invalid("`candidate` ({candidate, sdpMid, sdpMLineIndex}) is required".into()))?;
                 if cand.candidate.len() > limits::MAX_CANDIDATE {
                     return Err(ProtoError::TooLarge {
                         what: "candidate",
@@ -185,13 +169,7 @@ impl<'a> RelayView<'a> {
                 }
             }
         }
-        Ok(RelayView {
-            kind,
-            room_id,
-            to: env.to,
-            raw,
-            has_from: env.from,
-        })
+        Ok(RelayView { kind, room_id, to: env.to, raw, has_from: env.from })
     }
 
     /// The payload to deliver: the sender's object with `from` set to `peer`

@@ -10,18 +10,14 @@ fn seed_join_is_a_bare_string() {
 
 #[test]
 fn extended_join_parses_every_field() {
-    let j =
-        JoinRequest::parse(r#"{"roomId":"r_1","peerId":"p-1","token":"t","name":"Ada"}"#).unwrap();
+    let j = JoinRequest::parse(r#"{"roomId":"r_1","peerId":"p-1","token":"t","name":"Ada"}"#).unwrap();
     assert_eq!(j.room_id().as_str(), "r_1");
     assert_eq!(j.peer_id().unwrap().as_str(), "p-1");
     assert_eq!(j.token(), Some("t"));
     assert_eq!(j.name(), Some("Ada"));
     // and round-trips
     let back = serde_json::to_value(&j).unwrap();
-    assert_eq!(
-        back,
-        json!({"roomId":"r_1","peerId":"p-1","token":"t","name":"Ada"})
-    );
+    assert_eq!(back, json!({"roomId":"r_1","peerId":"p-1","token":"t","name":"Ada"}));
 }
 
 #[test]
@@ -29,35 +25,14 @@ fn join_refusals_name_their_reason() {
     let code = |s: &str| JoinRequest::parse(s).unwrap_err().code();
     assert_eq!(code(r#""""#), ErrorCode::InvalidRoom);
     assert_eq!(code(r#""../etc""#), ErrorCode::InvalidRoom);
-    assert_eq!(
-        code(&format!("\"{}\"", "a".repeat(65))),
-        ErrorCode::InvalidRoom
-    );
-    assert_eq!(
-        code(r#"{"roomId":"ok","peerId":"bad id"}"#),
-        ErrorCode::InvalidPeerId
-    );
-    assert_eq!(
-        code(r#"{"roomId":"ok","peerId":7}"#),
-        ErrorCode::InvalidPeerId
-    );
+    assert_eq!(code(&format!("\"{}\"", "a".repeat(65))), ErrorCode::InvalidRoom);
+    assert_eq!(code(r#"{"roomId":"ok","peerId":"bad id"}"#), ErrorCode::InvalidPeerId);
+    assert_eq!(code(r#"{"roomId":"ok","peerId":7}"#), ErrorCode::InvalidPeerId);
     assert_eq!(code(r#"{"roomId":"sp ace"}"#), ErrorCode::InvalidRoom);
-    for bad in [
-        "null",
-        "42",
-        "[]",
-        "true",
-        r#"{}"#,
-        r#"{"roomId":5}"#,
-        "{",
-        "",
-    ] {
+    for bad in ["null", "42", "[]", "true", r#"{}"#, r#"{"roomId":5}"#, "{", ""] {
         assert_eq!(code(bad), ErrorCode::InvalidPayload, "{bad}");
     }
-    assert_eq!(
-        code(&format!("\"{}\"", "a".repeat(5000))),
-        ErrorCode::TooLarge
-    );
+    assert_eq!(code(&format!("\"{}\"", "a".repeat(5000))), ErrorCode::TooLarge);
     let long_name = format!(r#"{{"roomId":"r","name":"{}"}}"#, "n".repeat(65));
     assert_eq!(code(&long_name), ErrorCode::TooLarge);
 }
@@ -83,11 +58,8 @@ fn seed_sdp_shape_parses() {
     .unwrap();
     assert_eq!(m.sdp.kind, SdpType::Offer);
     assert_eq!(m.to, None);
-    let view = RelayView::parse(
-        RelayKind::SdpOffer,
-        r#"{"roomId":"room-1","sdp":{"type":"offer","sdp":"v=0\r\n"}}"#,
-    )
-    .unwrap();
+    let view =
+        RelayView::parse(RelayKind::SdpOffer, r#"{"roomId":"room-1","sdp":{"type":"offer","sdp":"v=0\r\n"}}"#).unwrap();
     assert_eq!(view.room_id, "room-1");
 }
 
@@ -141,108 +113,40 @@ fn relay_with_from_keeps_every_field_and_replaces_a_spoofed_from() {
 fn relay_refuses_bad_input_with_a_reason() {
     let code = |k, s: &str| RelayView::parse(k, s).unwrap_err().code();
     use RelayKind::*;
-    for bad in [
-        "null",
-        "1",
-        "\"x\"",
-        "[]",
-        "{",
-        "{}",
-        r#"{"roomId":null}"#,
-        r#"{"roomId":"r"}"#,
-    ] {
+    for bad in ["null", "1", "\"x\"", "[]", "{", "{}", r#"{"roomId":null}"#, r#"{"roomId":"r"}"#] {
         assert_eq!(code(SdpOffer, bad), ErrorCode::InvalidPayload, "{bad}");
         assert_eq!(code(IceCandidate, bad), ErrorCode::InvalidPayload, "{bad}");
     }
+    assert_eq!(code(SdpOffer, r#"{"roomId":"../x","sdp":{"type":"offer","sdp":"v"}}"#), ErrorCode::InvalidRoom);
+    assert_eq!(code(SdpOffer, r#"{"roomId":"r","sdp":{"type":"answer","sdp":"v"}}"#), ErrorCode::InvalidPayload);
+    assert_eq!(code(SdpAnswer, r#"{"roomId":"r","sdp":{"type":"offer","sdp":"v"}}"#), ErrorCode::InvalidPayload);
+    assert_eq!(code(SdpOffer, r#"{"roomId":"r","sdp":{"type":"bogus","sdp":"v"}}"#), ErrorCode::InvalidPayload);
+    assert_eq!(code(SdpOffer, r#"{"roomId":"r","sdp":"v=0"}"#), ErrorCode::InvalidPayload);
     assert_eq!(
-        code(
-            SdpOffer,
-            r#"{"roomId":"../x","sdp":{"type":"offer","sdp":"v"}}"#
-        ),
-        ErrorCode::InvalidRoom
-    );
-    assert_eq!(
-        code(
-            SdpOffer,
-            r#"{"roomId":"r","sdp":{"type":"answer","sdp":"v"}}"#
-        ),
-        ErrorCode::InvalidPayload
-    );
-    assert_eq!(
-        code(
-            SdpAnswer,
-            r#"{"roomId":"r","sdp":{"type":"offer","sdp":"v"}}"#
-        ),
-        ErrorCode::InvalidPayload
-    );
-    assert_eq!(
-        code(
-            SdpOffer,
-            r#"{"roomId":"r","sdp":{"type":"bogus","sdp":"v"}}"#
-        ),
-        ErrorCode::InvalidPayload
-    );
-    assert_eq!(
-        code(SdpOffer, r#"{"roomId":"r","sdp":"v=0"}"#),
-        ErrorCode::InvalidPayload
-    );
-    assert_eq!(
-        code(
-            SdpOffer,
-            r#"{"roomId":"r","to":"no one","sdp":{"type":"offer","sdp":"v"}}"#
-        ),
+        code(SdpOffer, r#"{"roomId":"r","to":"no one","sdp":{"type":"offer","sdp":"v"}}"#),
         ErrorCode::InvalidPeerId
     );
-    assert_eq!(
-        code(
-            IceCandidate,
-            r#"{"roomId":"r","candidate":{"candidate":5}}"#
-        ),
-        ErrorCode::InvalidPayload
-    );
-    assert_eq!(
-        code(IceCandidate, r#"{"roomId":"r","candidate":null}"#),
-        ErrorCode::InvalidPayload
-    );
+    assert_eq!(code(IceCandidate, r#"{"roomId":"r","candidate":{"candidate":5}}"#), ErrorCode::InvalidPayload);
+    assert_eq!(code(IceCandidate, r#"{"roomId":"r","candidate":null}"#), ErrorCode::InvalidPayload);
 
-    let big_sdp = format!(
-        r#"{{"roomId":"r","sdp":{{"type":"offer","sdp":"{}"}}}}"#,
-        "v".repeat(limits::MAX_SDP + 1)
-    );
+    let big_sdp = format!(r#"{{"roomId":"r","sdp":{{"type":"offer","sdp":"{}"}}}}"#, "v".repeat(limits::MAX_SDP + 1));
     assert_eq!(code(SdpOffer, &big_sdp), ErrorCode::TooLarge);
-    let ok_sdp = format!(
-        r#"{{"roomId":"r","sdp":{{"type":"offer","sdp":"{}"}}}}"#,
-        "v".repeat(limits::MAX_SDP)
-    );
+    let ok_sdp = format!(r#"{{"roomId":"r","sdp":{{"type":"offer","sdp":"{}"}}}}"#, "v".repeat(limits::MAX_SDP));
     assert!(RelayView::parse(SdpOffer, &ok_sdp).is_ok());
-    let big_cand = format!(
-        r#"{{"roomId":"r","candidate":{{"candidate":"{}"}}}}"#,
-        "c".repeat(limits::MAX_CANDIDATE + 1)
-    );
+    let big_cand =
+        format!(r#"{{"roomId":"r","candidate":{{"candidate":"{}"}}}}"#, "c".repeat(limits::MAX_CANDIDATE + 1));
     assert_eq!(code(IceCandidate, &big_cand), ErrorCode::TooLarge);
-    let huge = format!(
-        r#"{{"roomId":"r","pad":"{}","candidate":{{"candidate":"c"}}}}"#,
-        "p".repeat(1 << 20)
-    );
+    let huge = format!(r#"{{"roomId":"r","pad":"{}","candidate":{{"candidate":"c"}}}}"#, "p".repeat(1 << 20));
     assert_eq!(code(IceCandidate, &huge), ErrorCode::TooLarge);
 }
 
 #[test]
 fn leave_parses_and_refuses_readably() {
-    assert_eq!(
-        LeaveRequest::parse(r#"{"roomId":"r"}"#)
-            .unwrap()
-            .room_id
-            .as_str(),
-        "r"
-    );
+    assert_eq!(LeaveRequest::parse(r#"{"roomId":"r"}"#).unwrap().room_id.as_str(), "r");
     let code = |s: &str| LeaveRequest::parse(s).unwrap_err().code();
     assert_eq!(code("null"), ErrorCode::InvalidPayload);
     assert_eq!(code(r#"{"roomId":"a b"}"#), ErrorCode::InvalidRoom);
-    assert_eq!(
-        code(&format!(r#"{{"roomId":"r","pad":"{}"}}"#, "p".repeat(5000))),
-        ErrorCode::TooLarge
-    );
+    assert_eq!(code(&format!(r#"{{"roomId":"r","pad":"{}"}}"#, "p".repeat(5000))), ErrorCode::TooLarge);
 }
 
 #[test]
@@ -250,10 +154,7 @@ fn acks_have_the_documented_shape() {
     let ok: JoinAck = Ack::Ok(JoinAccepted {
         room_id: RoomId::new("r").unwrap(),
         peer_id: PeerId::new("p").unwrap(),
-        peers: vec![PeerInfo {
-            peer_id: PeerId::new("q").unwrap(),
-            name: None,
-        }],
+        peers: vec![PeerInfo { peer_id: PeerId::new("q").unwrap(), name: None }],
         polite: true,
         ice_servers: vec![],
         resumed: false,
@@ -266,15 +167,9 @@ fn acks_have_the_documented_shape() {
     );
     assert_eq!(serde_json::from_value::<JoinAck>(v).unwrap(), ok);
 
-    let err: JoinAck = Ack::Err(ErrorBody {
-        code: ErrorCode::RoomFull,
-        message: "full".into(),
-    });
+    let err: JoinAck = Ack::Err(ErrorBody { code: ErrorCode::RoomFull, message: "full".into() });
     let v = serde_json::to_value(&err).unwrap();
-    assert_eq!(
-        v,
-        json!({"ok":false,"error":{"code":"room-full","message":"full"}})
-    );
+    assert_eq!(v, json!({"ok":false,"error":{"code":"room-full","message":"full"}}));
     assert_eq!(serde_json::from_value::<JoinAck>(v).unwrap(), err);
 }
 
@@ -285,20 +180,10 @@ fn presence_events_have_the_documented_shape() {
         peer_id: PeerId::new("p").unwrap(),
         reason: LeaveReason::Timeout,
     };
-    assert_eq!(
-        serde_json::to_value(&left).unwrap(),
-        json!({"roomId":"r","peerId":"p","reason":"timeout"})
-    );
-    let e = ErrorEvent {
-        code: ErrorCode::NotInRoom,
-        message: "m".into(),
-        event: Some("sdp-offer".into()),
-        room_id: None,
-    };
-    assert_eq!(
-        serde_json::to_value(&e).unwrap(),
-        json!({"code":"not-in-room","message":"m","event":"sdp-offer"})
-    );
+    assert_eq!(serde_json::to_value(&left).unwrap(), json!({"roomId":"r","peerId":"p","reason":"timeout"}));
+    let e =
+        ErrorEvent { code: ErrorCode::NotInRoom, message: "m".into(), event: Some("sdp-offer".into()), room_id: None };
+    assert_eq!(serde_json::to_value(&e).unwrap(), json!({"code":"not-in-room","message":"m","event":"sdp-offer"}));
 }
 
 #[test]
@@ -309,14 +194,6 @@ fn error_codes_round_trip_and_unknown_ones_still_read() {
         assert_eq!(serde_json::from_str::<ErrorCode>(&json).unwrap(), c);
     }
     // A newer server's code must not make an older client's ack unreadable.
-    let ack: JoinAck =
-        serde_json::from_str(r#"{"ok":false,"error":{"code":"something-new","message":"m"}}"#)
-            .unwrap();
-    assert!(matches!(
-        ack,
-        Ack::Err(ErrorBody {
-            code: ErrorCode::Other,
-            ..
-        })
-    ));
+    let ack: JoinAck = serde_json::from_str(r#"{"ok":false,"error":{"code":"something-new","message":"m"}}"#).unwrap();
+    assert!(matches!(ack, Ack::Err(ErrorBody { code: ErrorCode::Other, .. })));
 }

@@ -27,11 +27,7 @@ pub struct Args {
 
     /// A browser origin allowed to connect (repeatable; '*' allows any).
     /// The app's own origins and same-origin pages are always allowed.
-    #[arg(
-        long = "cors-origin",
-        env = "RINGLET_CORS_ORIGIN",
-        value_delimiter = ','
-    )]
+    #[arg(long = "cors-origin", env = "RINGLET_CORS_ORIGIN", value_delimiter = ',')]
     pub cors_origin: Vec<String>,
 
     /// Socket.IO ping interval
@@ -145,9 +141,7 @@ impl Args {
             for o in &self.cors_origin {
                 let o = o.trim().trim_end_matches('/');
                 if !(o.starts_with("http://") || o.starts_with("https://") || o.contains("://")) {
-                    return Err(format!(
-                        "--cors-origin must be an origin such as https://example.com, got {o:?}"
-                    ));
+                    return Err(format!("--cors-origin must be an origin such as https://example.com, got {o:?}"));
                 }
                 list.push(o.to_owned());
             }
@@ -158,12 +152,8 @@ impl Args {
                 crate::Invites::new(secret.as_bytes().to_vec(), self.token_ttl, true)
                     .map_err(|e| format!("--token-secret: {e}"))?,
             ),
-            (true, None) => {
-                return Err("--require-token needs --token-secret (or RINGLET_TOKEN_SECRET)".into())
-            }
-            (false, Some(_)) => {
-                return Err("--token-secret does nothing without --require-token".into())
-            }
+            (true, None) => return Err("--require-token needs --token-secret (or RINGLET_TOKEN_SECRET)".into()),
+            (false, Some(_)) => return Err("--token-secret does nothing without --require-token".into()),
             (false, None) => None,
         };
         for (name, v) in [
@@ -194,10 +184,7 @@ impl Args {
             },
             invites,
             tls: match (&self.tls_cert, &self.tls_key) {
-                (Some(cert), Some(key)) => Some(crate::TlsFiles {
-                    cert: cert.clone(),
-                    key: key.clone(),
-                }),
+                (Some(cert), Some(key)) => Some(crate::TlsFiles { cert: cert.clone(), key: key.clone() }),
                 _ => None,
             },
             origins,
@@ -237,13 +224,8 @@ mod tests {
 
     #[test]
     fn port_env_applies_only_without_listen() {
-        assert_eq!(
-            parse(&[]).config(Some("4100")).unwrap().listen,
-            "0.0.0.0:4100".parse().unwrap()
-        );
-        let c = parse(&["--listen", "127.0.0.1:5000"])
-            .config(Some("4100"))
-            .unwrap();
+        assert_eq!(parse(&[]).config(Some("4100")).unwrap().listen, "0.0.0.0:4100".parse().unwrap());
+        let c = parse(&["--listen", "127.0.0.1:5000"]).config(Some("4100")).unwrap();
         assert_eq!(c.listen, "127.0.0.1:5000".parse().unwrap());
         assert!(parse(&[]).config(Some("http")).is_err());
     }
@@ -269,19 +251,12 @@ mod tests {
         assert_eq!(c.hub.max_peers, 4);
         assert_eq!(c.hub.grace, Duration::from_millis(500));
         assert_eq!(c.ping_interval, Duration::from_secs(5));
-        let Origins::List(list) = c.origins else {
-            panic!("not a list")
-        };
+        let Origins::List(list) = c.origins else { panic!("not a list") };
         assert!(list.contains(&"https://a.example".to_string()));
         assert!(list.contains(&"http://b.example:8080".to_string()));
         assert!(list.contains(&"tauri://localhost".to_string()));
-        assert_eq!(
-            parse(&["--cors-origin", "*"]).config(None).unwrap().origins,
-            Origins::Any
-        );
-        assert!(parse(&["--cors-origin", "example.com"])
-            .config(None)
-            .is_err());
+        assert_eq!(parse(&["--cors-origin", "*"]).config(None).unwrap().origins, Origins::Any);
+        assert!(parse(&["--cors-origin", "example.com"]).config(None).is_err());
         assert!(Args::try_parse_from(["ringlet-signal", "--max-peers", "0"]).is_err());
         assert!(Args::try_parse_from(["ringlet-signal", "--grace", "soon"]).is_err());
     }
@@ -320,17 +295,9 @@ mod tests {
         assert!(inv.required());
         assert_eq!(inv.ttl(), Duration::from_secs(3600));
         assert_eq!(c.tls.unwrap().cert, std::path::PathBuf::from("c.pem"));
-        assert!(parse(&["--require-token"])
-            .config(None)
-            .unwrap_err()
-            .contains("--token-secret"));
-        assert!(parse(&["--require-token", "--token-secret", "short"])
-            .config(None)
-            .unwrap_err()
-            .contains("16 bytes"));
-        assert!(parse(&["--token-secret", "0123456789abcdef"])
-            .config(None)
-            .is_err());
+        assert!(parse(&["--require-token"]).config(None).unwrap_err().contains("--token-secret"));
+        assert!(parse(&["--require-token", "--token-secret", "short"]).config(None).unwrap_err().contains("16 bytes"));
+        assert!(parse(&["--token-secret", "0123456789abcdef"]).config(None).is_err());
         assert!(parse(&["--max-events-per-sec=-1"]).config(None).is_err());
         assert!(Args::try_parse_from(["ringlet-signal", "--tls-cert", "c.pem"]).is_err());
         assert!(Args::try_parse_from(["ringlet-signal", "--max-rooms-per-socket", "0"]).is_err());

@@ -58,10 +58,7 @@ impl InviteError {
     }
 
     pub fn to_body(self) -> ErrorBody {
-        ErrorBody {
-            code: self.code(),
-            message: self.to_string(),
-        }
+        ErrorBody { code: self.code(), message: self.to_string() }
     }
 }
 
@@ -89,10 +86,7 @@ pub struct Invites {
 impl std::fmt::Debug for Invites {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the key.
-        f.debug_struct("Invites")
-            .field("ttl", &self.ttl)
-            .field("required", &self.required)
-            .finish_non_exhaustive()
+        f.debug_struct("Invites").field("ttl", &self.ttl).field("required", &self.required).finish_non_exhaustive()
     }
 }
 
@@ -139,10 +133,7 @@ impl Invites {
     pub fn mint(&self, room: &RoomId, now: SystemTime) -> Minted {
         let expires_at = unix(now).saturating_add(self.ttl.as_secs().max(1));
         let tag = self.mac(room.as_str(), expires_at).finalize().into_bytes();
-        Minted {
-            token: format!("{expires_at}.{}", URL_SAFE_NO_PAD.encode(tag)),
-            expires_at,
-        }
+        Minted { token: format!("{expires_at}.{}", URL_SAFE_NO_PAD.encode(tag)), expires_at }
     }
 
     /// A fresh room with an unguessable id (128 random bits) and its token.
@@ -154,18 +145,11 @@ impl Invites {
 
     /// Whether a join of `room` with `token` may go on. Without
     /// `required`, any join may, token or not.
-    pub fn check(
-        &self,
-        room: &RoomId,
-        token: Option<&str>,
-        now: SystemTime,
-    ) -> Result<(), InviteError> {
+    pub fn check(&self, room: &RoomId, token: Option<&str>, now: SystemTime) -> Result<(), InviteError> {
         if !self.required {
             return Ok(());
         }
-        let token = token
-            .filter(|t| !t.is_empty())
-            .ok_or(InviteError::Required)?;
+        let token = token.filter(|t| !t.is_empty()).ok_or(InviteError::Required)?;
         let (expiry, tag) = token.split_once('.').ok_or(InviteError::Invalid)?;
         // Canonical decimal only: one token per (room, expiry).
         if expiry.is_empty()
@@ -176,13 +160,9 @@ impl Invites {
             return Err(InviteError::Invalid);
         }
         let expiry: u64 = expiry.parse().map_err(|_| InviteError::Invalid)?;
-        let tag = URL_SAFE_NO_PAD
-            .decode(tag)
-            .map_err(|_| InviteError::Invalid)?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| InviteError::Invalid)?;
         // Constant-time comparison.
-        self.mac(room.as_str(), expiry)
-            .verify_slice(&tag)
-            .map_err(|_| InviteError::Invalid)?;
+        self.mac(room.as_str(), expiry).verify_slice(&tag).map_err(|_| InviteError::Invalid)?;
         if unix(now) >= expiry {
             return Err(InviteError::Expired);
         }
@@ -201,12 +181,7 @@ mod tests {
     use super::*;
 
     fn invites(required: bool) -> Invites {
-        Invites::new(
-            b"0123456789abcdef-secret".to_vec(),
-            Duration::from_secs(60),
-            required,
-        )
-        .unwrap()
+        Invites::new(b"0123456789abcdef-secret".to_vec(), Duration::from_secs(60), required).unwrap()
     }
 
     fn room(s: &str) -> RoomId {
@@ -221,14 +196,8 @@ mod tests {
         assert_eq!(m.expires_at, 1_800_000_060);
         assert!(m.token.starts_with("1800000060."));
         assert_eq!(inv.check(&room("r1"), Some(&m.token), t0), Ok(()));
-        assert_eq!(
-            inv.check(&room("r1"), Some(&m.token), t0 + Duration::from_secs(59)),
-            Ok(())
-        );
-        assert_eq!(
-            inv.check(&room("r1"), Some(&m.token), t0 + Duration::from_secs(60)),
-            Err(InviteError::Expired)
-        );
+        assert_eq!(inv.check(&room("r1"), Some(&m.token), t0 + Duration::from_secs(59)), Ok(()));
+        assert_eq!(inv.check(&room("r1"), Some(&m.token), t0 + Duration::from_secs(60)), Err(InviteError::Expired));
     }
 
     #[test]
@@ -236,20 +205,9 @@ mod tests {
         let inv = invites(true);
         let now = SystemTime::now();
         let m = inv.mint(&room("r1"), now);
-        assert_eq!(
-            inv.check(&room("r2"), Some(&m.token), now),
-            Err(InviteError::Invalid)
-        );
-        let other = Invites::new(
-            b"another secret, also long".to_vec(),
-            Duration::from_secs(60),
-            true,
-        )
-        .unwrap();
-        assert_eq!(
-            other.check(&room("r1"), Some(&m.token), now),
-            Err(InviteError::Invalid)
-        );
+        assert_eq!(inv.check(&room("r2"), Some(&m.token), now), Err(InviteError::Invalid));
+        let other = Invites::new(b"another secret, also long".to_vec(), Duration::from_secs(60), true).unwrap();
+        assert_eq!(other.check(&room("r1"), Some(&m.token), now), Err(InviteError::Invalid));
     }
 
     #[test]
@@ -269,30 +227,17 @@ mod tests {
             format!("-5.{tag}"),
             format!("99999999999999999999999.{tag}"),
         ] {
-            assert_eq!(
-                inv.check(&room("r1"), Some(&bad), now),
-                Err(InviteError::Invalid),
-                "{bad}"
-            );
+            assert_eq!(inv.check(&room("r1"), Some(&bad), now), Err(InviteError::Invalid), "{bad}");
         }
-        assert_eq!(
-            inv.check(&room("r1"), None, now),
-            Err(InviteError::Required)
-        );
-        assert_eq!(
-            inv.check(&room("r1"), Some(""), now),
-            Err(InviteError::Required)
-        );
+        assert_eq!(inv.check(&room("r1"), None, now), Err(InviteError::Required));
+        assert_eq!(inv.check(&room("r1"), Some(""), now), Err(InviteError::Required));
     }
 
     #[test]
     fn without_required_anyone_joins() {
         let inv = invites(false);
         assert_eq!(inv.check(&room("r1"), None, SystemTime::now()), Ok(()));
-        assert_eq!(
-            inv.check(&room("r1"), Some("junk"), SystemTime::now()),
-            Ok(())
-        );
+        assert_eq!(inv.check(&room("r1"), Some("junk"), SystemTime::now()), Ok(()));
     }
 
     #[test]

@@ -27,9 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::Mutex;
-use ringlet_proto::{
-    event, Ack, ErrorBody, ErrorCode, ErrorEvent, JoinRequest, LeaveRequest, RelayKind, RelayView,
-};
+use ringlet_proto::{event, Ack, ErrorBody, ErrorCode, ErrorEvent, JoinRequest, LeaveRequest, RelayKind, RelayView};
 use serde::de::{IgnoredAny, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use socketioxide::adapter::LocalAdapter;
@@ -56,10 +54,7 @@ pub struct BacklogLimits {
 
 impl Default for BacklogLimits {
     fn default() -> Self {
-        BacklogLimits {
-            messages: 16 * 1024,
-            bytes: 8 * 1024 * 1024,
-        }
+        BacklogLimits { messages: 16 * 1024, bytes: 8 * 1024 * 1024 }
     }
 }
 
@@ -98,14 +93,7 @@ impl Shared {
         limits: LimitConfig,
         invites: Option<Invites>,
     ) -> Self {
-        Shared {
-            hub: Mutex::new(hub),
-            metrics,
-            backlog,
-            limits,
-            invites,
-            guard: Mutex::default(),
-        }
+        Shared { hub: Mutex::new(hub), metrics, backlog, limits, invites, guard: Mutex::default() }
     }
 }
 
@@ -250,9 +238,7 @@ async fn drain(socket: SocketRef<A>, backlog: Arc<Mutex<Backlog>>) {
 
 fn state(s: &Arc<Socket<A>>) -> SharedState {
     let mut none = Value::Str(Default::default(), None);
-    State::<SharedState>::from_message_parts(s, &mut none, &None)
-        .expect("state is installed by the builder")
-        .0
+    State::<SharedState>::from_message_parts(s, &mut none, &None).expect("state is installed by the builder").0
 }
 
 /// Connect extractor: registers the connection and its handlers, unless
@@ -274,29 +260,18 @@ impl std::error::Error for ConnectRefused {}
 
 impl FromConnectParts<A> for Attach {
     type Error = ConnectRefused;
-    fn from_connect_parts(
-        s: &Arc<Socket<A>>,
-        _auth: &Option<Value>,
-    ) -> Result<Self, ConnectRefused> {
-        let shared = State::<SharedState>::from_connect_parts(s, &None)
-            .expect("state is installed by the builder")
-            .0;
+    fn from_connect_parts(s: &Arc<Socket<A>>, _auth: &Option<Value>) -> Result<Self, ConnectRefused> {
+        let shared = State::<SharedState>::from_connect_parts(s, &None).expect("state is installed by the builder").0;
         // Absent only when the router is served without connect info
         // (in-process tests): then there is no address to count.
-        let ip = s
-            .req_parts()
-            .extensions
-            .get::<axum::extract::ConnectInfo<PeerAddr>>()
-            .map(|c| c.0 .0.ip());
+        let ip = s.req_parts().extensions.get::<axum::extract::ConnectInfo<PeerAddr>>().map(|c| c.0 .0.ip());
         {
             let mut guard = shared.guard.lock();
             if let Some(ip) = ip {
                 if !guard.per_ip.try_add(ip, shared.limits.connections_per_ip) {
                     drop(guard);
                     shared.metrics.refused(ErrorCode::LimitExceeded);
-                    shared
-                        .metrics
-                        .limit_hit(crate::metrics::Limit::ConnectionsPerIp);
+                    shared.metrics.limit_hit(crate::metrics::Limit::ConnectionsPerIp);
                     tracing::debug!(%ip, "refused: too many connections from this address");
                     return Err(ConnectRefused(format!(
                         "{}: too many connections from your address (at most {}); close some and retry",
@@ -306,21 +281,10 @@ impl FromConnectParts<A> for Attach {
                 }
             }
             let rate = EventRate::new(&shared.limits, Instant::now());
-            guard.conns.insert(
-                s.id,
-                ConnGuard {
-                    ip,
-                    rate,
-                    kicked: false,
-                },
-            );
+            guard.conns.insert(s.id, ConnGuard { ip, rate, kicked: false });
         }
         let socket = SocketRef::from(Arc::clone(s));
-        let sink = SocketSink {
-            socket: socket.clone(),
-            backlog: Default::default(),
-            limits: shared.backlog,
-        };
+        let sink = SocketSink { socket: socket.clone(), backlog: Default::default(), limits: shared.backlog };
         shared.with_hub(|hub| hub.connect(s.id, sink));
         socket.on_fallback(|_: Inbound| async {});
         socket.on_disconnect(|_: Detach| async {});
@@ -334,13 +298,8 @@ pub(crate) struct Detach;
 
 impl FromDisconnectParts<A> for Detach {
     type Error = Infallible;
-    fn from_disconnect_parts(
-        s: &Arc<Socket<A>>,
-        reason: DisconnectReason,
-    ) -> Result<Self, Infallible> {
-        let shared = State::<SharedState>::from_disconnect_parts(s, reason)
-            .expect("state is installed")
-            .0;
+    fn from_disconnect_parts(s: &Arc<Socket<A>>, reason: DisconnectReason) -> Result<Self, Infallible> {
+        let shared = State::<SharedState>::from_disconnect_parts(s, reason).expect("state is installed").0;
         let kicked = {
             let mut guard = shared.guard.lock();
             let conn = guard.conns.remove(&s.id);
@@ -385,10 +344,7 @@ impl FromMessage<A> for Inbound {
         let shared = state(&s);
         let mut v = v;
         let ack = AckSender::from_message_parts(&s, &mut v, &ack_id).expect("infallible");
-        let reply = Reply {
-            socket: SocketRef::from(s),
-            ack: ack_id.map(|_| ack),
-        };
+        let reply = Reply { socket: SocketRef::from(s), ack: ack_id.map(|_| ack) };
         match shared.admit(reply.socket.id) {
             Verdict::Admit => handle(&shared, reply, &v),
             verdict => {
@@ -401,14 +357,7 @@ impl FromMessage<A> for Inbound {
                 } else {
                     format!("too many events (over {per_sec}/s); slow down")
                 };
-                reply.refuse(
-                    event_name(&v),
-                    None,
-                    ErrorBody {
-                        code: ErrorCode::RateLimited,
-                        message,
-                    },
-                );
+                reply.refuse(event_name(&v), None, ErrorBody { code: ErrorCode::RateLimited, message });
                 if verdict == Verdict::Disconnect {
                     shared.metrics.kicked();
                     tracing::info!(sid = %socket.id, "disconnected a connection that kept flooding");
@@ -470,9 +419,7 @@ fn split_packet(text: &str) -> Option<Packet<'_>> {
             f.write_str("[event, ...args]")
         }
         fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Packet<'de>, S::Error> {
-            let event: &'de str = seq
-                .next_element()?
-                .ok_or_else(|| serde::de::Error::custom("no event name"))?;
+            let event: &'de str = seq.next_element()?.ok_or_else(|| serde::de::Error::custom("no event name"))?;
             let data: Option<&'de RawValue> = seq.next_element()?;
             while seq.next_element::<IgnoredAny>()?.is_some() {}
             Ok(Packet { event, data })
@@ -493,20 +440,13 @@ fn handle(shared: &Arc<Shared>, reply: Reply, v: &Value) {
         return reply.refuse(
             None,
             None,
-            ErrorBody {
-                code: ErrorCode::InvalidPayload,
-                message: "unreadable packet".into(),
-            },
+            ErrorBody { code: ErrorCode::InvalidPayload, message: "unreadable packet".into() },
         );
     };
     let ev = packet.event;
     if binary {
         shared.metrics.refused(ErrorCode::InvalidPayload);
-        return reply.refuse(
-            Some(ev),
-            None,
-            invalid(ev, "binary attachments are not accepted"),
-        );
+        return reply.refuse(Some(ev), None, invalid(ev, "binary attachments are not accepted"));
     }
     let data = packet.data.map(RawValue::get).unwrap_or("null");
     if let Some(kind) = RelayKind::from_event(ev) {
@@ -529,10 +469,7 @@ fn handle(shared: &Arc<Shared>, reply: Reply, v: &Value) {
                         // for rejoins after the first one has expired.
                         Ack::Ok(accepted) if shared.invites.is_some() => {
                             let mut accepted = accepted.clone();
-                            accepted.token = shared
-                                .invites
-                                .as_ref()
-                                .map(|i| i.mint(&accepted.room_id, now).token);
+                            accepted.token = shared.invites.as_ref().map(|i| i.mint(&accepted.room_id, now).token);
                             reply.ack(&Ack::Ok(accepted))
                         }
                         Ack::Ok(_) => reply.ack(ack),
@@ -579,8 +516,5 @@ fn relay(shared: &Arc<Shared>, reply: Reply, kind: RelayKind, data: &str) {
 }
 
 fn invalid(ev: &str, detail: &str) -> ErrorBody {
-    ErrorBody {
-        code: ErrorCode::InvalidPayload,
-        message: format!("payload is not valid for `{ev}`: {detail}"),
-    }
+    ErrorBody { code: ErrorCode::InvalidPayload, message: format!("payload is not valid for `{ev}`: {detail}") }
 }

@@ -61,11 +61,7 @@ pub use web::WebClient;
 pub const MAX_MESSAGE: usize = 2 * 1024 * 1024;
 
 /// Origins the desktop app's webview uses on each platform.
-pub const APP_ORIGINS: [&str; 3] = [
-    "tauri://localhost",
-    "http://tauri.localhost",
-    "https://tauri.localhost",
-];
+pub const APP_ORIGINS: [&str; 3] = ["tauri://localhost", "http://tauri.localhost", "https://tauri.localhost"];
 
 /// Which browser origins may connect.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,10 +86,7 @@ impl Origins {
             Origins::List(list) => {
                 list.iter().any(|o| o.eq_ignore_ascii_case(origin))
                     || host.is_some_and(|h| {
-                        origin
-                            .strip_prefix("http://")
-                            .or_else(|| origin.strip_prefix("https://"))
-                            == Some(h)
+                        origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) == Some(h)
                     })
             }
         }
@@ -165,14 +158,7 @@ impl Server {
         };
         let (router, io, shared) = app_parts(config);
         let metrics = Arc::clone(&shared.metrics);
-        Ok(Server {
-            listener,
-            local_addr,
-            router,
-            io,
-            shared,
-            metrics,
-        })
+        Ok(Server { listener, local_addr, router, io, shared, metrics })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -199,10 +185,7 @@ impl Server {
 
     /// Serves until `shutdown` completes, then closes every socket and
     /// returns once connections have drained.
-    pub async fn run(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let (io, shared) = (self.io, self.shared);
         let shutdown = async move {
             shutdown.await;
@@ -210,20 +193,10 @@ impl Server {
             io.close().await;
             shared.hub.lock().clear();
         };
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<PeerAddr>();
+        let service = self.router.into_make_service_with_connect_info::<PeerAddr>();
         match self.listener {
-            Listener::Tcp(l) => {
-                axum::serve(l, service)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            }
-            Listener::Tls(l) => {
-                axum::serve(l, service)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            }
+            Listener::Tcp(l) => axum::serve(l, service).with_graceful_shutdown(shutdown).await,
+            Listener::Tls(l) => axum::serve(l, service).with_graceful_shutdown(shutdown).await,
         }
     }
 }
@@ -260,23 +233,15 @@ fn app_parts(config: Config) -> (Router, SocketIo, Arc<io::Shared>) {
     // Attach runs in a connect *middleware*: those run before the socket is
     // registered and before CONNECT goes out, so no event can arrive before
     // the handlers exist (the connect handler proper runs after CONNECT).
-    sio.ns(
-        ringlet_proto::NAMESPACE,
-        (async || {}).with(async |_: io::Attach| Ok::<(), std::convert::Infallible>(())),
-    );
+    sio.ns(ringlet_proto::NAMESPACE, (async || {}).with(async |_: io::Attach| Ok::<(), std::convert::Infallible>(())));
 
     let origins = Arc::new(config.origins);
     let cors_origins = Arc::clone(&origins);
     let cors = CorsLayer::new()
-        .allow_origin(AllowOrigin::predicate(
-            move |origin: &HeaderValue, parts| {
-                let host = parts
-                    .headers
-                    .get(header::HOST)
-                    .and_then(|h| h.to_str().ok());
-                origin.to_str().is_ok_and(|o| cors_origins.allows(o, host))
-            },
-        ))
+        .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, parts| {
+            let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok());
+            origin.to_str().is_ok_and(|o| cors_origins.allows(o, host))
+        }))
         .allow_methods([http::Method::GET, http::Method::POST])
         .allow_headers([header::CONTENT_TYPE]);
 
@@ -287,12 +252,7 @@ fn app_parts(config: Config) -> (Router, SocketIo, Arc<io::Shared>) {
             "/metrics",
             get(move || {
                 let m = Arc::clone(&m);
-                async move {
-                    (
-                        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                        m.render(),
-                    )
-                }
+                async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], m.render()) }
             }),
         )
         .route("/api/rooms", axum::routing::post(new_room))
@@ -331,11 +291,7 @@ async fn new_room(State(mint): State<Arc<RoomMint>>, req: Request) -> Response {
     use ringlet_proto::{Ack, ErrorBody, ErrorCode};
     // Absent only when served without connect info (in-process tests).
     if let Some(axum::extract::ConnectInfo(PeerAddr(addr))) = req.extensions().get() {
-        if !mint
-            .per_ip
-            .lock()
-            .take(addr.ip(), std::time::Instant::now())
-        {
+        if !mint.per_ip.lock().take(addr.ip(), std::time::Instant::now()) {
             mint.metrics.refused(ErrorCode::RateLimited);
             mint.metrics.limit_hit(metrics::Limit::RoomCreation);
             let body = Ack::<()>::Err(ErrorBody {
@@ -353,12 +309,7 @@ async fn new_room(State(mint): State<Arc<RoomMint>>, req: Request) -> Response {
         }
         None => serde_json::json!({ "roomId": invite::random_room_id() }),
     };
-    (
-        StatusCode::CREATED,
-        [(header::CACHE_CONTROL, "no-store")],
-        axum::Json(body),
-    )
-        .into_response()
+    (StatusCode::CREATED, [(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
 }
 
 /// Copies the request line and headers out of hyper's read buffer.
@@ -390,17 +341,11 @@ async fn detach_request_buffers(req: Request, next: Next) -> Response {
 /// CORS on them, so the check has to happen here.
 async fn origin_guard(State(origins): State<Arc<Origins>>, req: Request, next: Next) -> Response {
     if let Some(origin) = req.headers().get(header::ORIGIN) {
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok());
+        let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok());
         let allowed = origin.to_str().is_ok_and(|o| origins.allows(o, host));
         if !allowed {
             tracing::debug!(?origin, "refused origin");
-            return (
-                StatusCode::FORBIDDEN,
-                "origin not allowed; start ringlet-signal with --cors-origin\n",
-            )
+            return (StatusCode::FORBIDDEN, "origin not allowed; start ringlet-signal with --cors-origin\n")
                 .into_response();
         }
     }

@@ -50,12 +50,7 @@ pub struct Bucket {
 
 impl Bucket {
     pub fn full(rate: f64, burst: f64, now: Instant) -> Self {
-        Bucket {
-            tokens: burst,
-            rate,
-            burst,
-            at: now,
-        }
+        Bucket { tokens: burst, rate, burst, at: now }
     }
 
     /// Takes one token if there is one.
@@ -160,12 +155,7 @@ pub struct RateByIp {
 
 impl RateByIp {
     pub fn new(rate: f64, burst: f64, max_entries: usize) -> Self {
-        RateByIp {
-            buckets: HashMap::new(),
-            rate,
-            burst,
-            max_entries,
-        }
+        RateByIp { buckets: HashMap::new(), rate, burst, max_entries }
     }
 
     pub fn take(&mut self, ip: IpAddr, now: Instant) -> bool {
@@ -173,9 +163,7 @@ impl RateByIp {
             let (rate, burst) = (self.rate, self.burst);
             self.buckets.retain(|_, b| {
                 let mut probe = b.clone();
-                probe.tokens = (probe.tokens
-                    + now.saturating_duration_since(probe.at).as_secs_f64() * rate)
-                    .min(burst);
+                probe.tokens = (probe.tokens + now.saturating_duration_since(probe.at).as_secs_f64() * rate).min(burst);
                 probe.tokens < burst
             });
             if self.buckets.len() >= self.max_entries {
@@ -184,10 +172,7 @@ impl RateByIp {
             }
         }
         let (rate, burst) = (self.rate, self.burst);
-        self.buckets
-            .entry(ip)
-            .or_insert_with(|| Bucket::full(rate, burst, now))
-            .take(now)
+        self.buckets.entry(ip).or_insert_with(|| Bucket::full(rate, burst, now)).take(now)
     }
 
     pub fn len(&self) -> usize {
@@ -218,33 +203,19 @@ mod tests {
 
     #[test]
     fn an_overflowing_burst_is_refused_then_recovers() {
-        let cfg = LimitConfig {
-            events_per_sec: 10.0,
-            event_burst: 20.0,
-            ..LimitConfig::default()
-        };
+        let cfg = LimitConfig { events_per_sec: 10.0, event_burst: 20.0, ..LimitConfig::default() };
         let t0 = Instant::now();
         let mut r = EventRate::new(&cfg, t0);
         let verdicts: Vec<Verdict> = (0..30).map(|_| r.check(t0)).collect();
-        assert_eq!(
-            verdicts.iter().filter(|v| **v == Verdict::Admit).count(),
-            20
-        );
-        assert_eq!(
-            verdicts.iter().filter(|v| **v == Verdict::Refuse).count(),
-            10
-        );
+        assert_eq!(verdicts.iter().filter(|v| **v == Verdict::Admit).count(), 20);
+        assert_eq!(verdicts.iter().filter(|v| **v == Verdict::Refuse).count(), 10);
         // A calm second later: admitted again.
         assert_eq!(r.check(t0 + Duration::from_secs(1)), Verdict::Admit);
     }
 
     #[test]
     fn a_client_that_keeps_flooding_is_disconnected() {
-        let cfg = LimitConfig {
-            events_per_sec: 10.0,
-            event_burst: 20.0,
-            ..LimitConfig::default()
-        };
+        let cfg = LimitConfig { events_per_sec: 10.0, event_burst: 20.0, ..LimitConfig::default() };
         let t0 = Instant::now();
         let mut r = EventRate::new(&cfg, t0);
         // 100 events a second, ten times the rate.
@@ -262,11 +233,7 @@ mod tests {
 
     #[test]
     fn twice_the_rate_is_refused_but_not_disconnected() {
-        let cfg = LimitConfig {
-            events_per_sec: 10.0,
-            event_burst: 20.0,
-            ..LimitConfig::default()
-        };
+        let cfg = LimitConfig { events_per_sec: 10.0, event_burst: 20.0, ..LimitConfig::default() };
         let t0 = Instant::now();
         let mut r = EventRate::new(&cfg, t0);
         let mut refused = 0;
@@ -282,10 +249,7 @@ mod tests {
 
     #[test]
     fn zero_means_no_limit() {
-        let cfg = LimitConfig {
-            events_per_sec: 0.0,
-            ..LimitConfig::default()
-        };
+        let cfg = LimitConfig { events_per_sec: 0.0, ..LimitConfig::default() };
         let t0 = Instant::now();
         let mut r = EventRate::new(&cfg, t0);
         assert!((0..100_000).all(|_| r.check(t0) == Verdict::Admit));

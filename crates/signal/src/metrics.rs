@@ -8,11 +8,7 @@ use ringlet_proto::{ErrorCode, RelayKind};
 
 const CODES: [ErrorCode; 18] = ErrorCode::ALL;
 
-const KINDS: [RelayKind; 3] = [
-    RelayKind::SdpOffer,
-    RelayKind::SdpAnswer,
-    RelayKind::IceCandidate,
-];
+const KINDS: [RelayKind; 3] = [RelayKind::SdpOffer, RelayKind::SdpAnswer, RelayKind::IceCandidate];
 
 /// A limit a client ran into (`ringlet_limit_hits_total{limit=...}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,10 +61,7 @@ pub struct Metrics {
 }
 
 fn kind_index(k: RelayKind) -> usize {
-    KINDS
-        .iter()
-        .position(|x| *x == k)
-        .expect("every kind listed")
+    KINDS.iter().position(|x| *x == k).expect("every kind listed")
 }
 
 impl Metrics {
@@ -88,10 +81,7 @@ impl Metrics {
         self.relayed[kind_index(k)].fetch_add(1, Relaxed);
     }
     pub fn refused(&self, code: ErrorCode) {
-        let i = CODES
-            .iter()
-            .position(|c| *c == code)
-            .expect("every code listed");
+        let i = CODES.iter().position(|c| *c == code).expect("every code listed");
         self.refusals[i].fetch_add(1, Relaxed);
     }
     pub fn held_delivered(&self) {
@@ -131,10 +121,7 @@ impl Metrics {
         self.relayed.iter().map(|a| a.load(Relaxed)).sum()
     }
     pub fn refusals(&self, code: ErrorCode) -> u64 {
-        let i = CODES
-            .iter()
-            .position(|c| *c == code)
-            .expect("every code listed");
+        let i = CODES.iter().position(|c| *c == code).expect("every code listed");
         self.refusals[i].load(Relaxed)
     }
 
@@ -144,26 +131,14 @@ impl Metrics {
         let mut gauge = |name: &str, help: &str, v: i64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         };
-        gauge(
-            "ringlet_connected_sockets",
-            "Sockets connected to /signaling.",
-            self.sockets.load(Relaxed),
-        );
-        gauge(
-            "ringlet_rooms",
-            "Rooms with at least one peer.",
-            self.rooms.load(Relaxed),
-        );
+        gauge("ringlet_connected_sockets", "Sockets connected to /signaling.", self.sockets.load(Relaxed));
+        gauge("ringlet_rooms", "Rooms with at least one peer.", self.rooms.load(Relaxed));
         gauge(
             "ringlet_away_peers",
             "Peers whose transport dropped, within their grace period.",
             self.away.load(Relaxed),
         );
-        gauge(
-            "ringlet_held_messages",
-            "Messages held for away peers.",
-            self.held.load(Relaxed),
-        );
+        gauge("ringlet_held_messages", "Messages held for away peers.", self.held.load(Relaxed));
         let _ = writeln!(out, "# HELP ringlet_relayed_messages_total Messages relayed, by event.\n# TYPE ringlet_relayed_messages_total counter");
         for k in KINDS {
             let _ = writeln!(
@@ -173,13 +148,12 @@ impl Metrics {
                 self.relayed[kind_index(k)].load(Relaxed)
             );
         }
-        let _ = writeln!(out, "# HELP ringlet_refusals_total Events refused, by reason.\n# TYPE ringlet_refusals_total counter");
+        let _ = writeln!(
+            out,
+            "# HELP ringlet_refusals_total Events refused, by reason.\n# TYPE ringlet_refusals_total counter"
+        );
         for (i, c) in CODES.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "ringlet_refusals_total{{reason=\"{c}\"}} {}",
-                self.refusals[i].load(Relaxed)
-            );
+            let _ = writeln!(out, "ringlet_refusals_total{{reason=\"{c}\"}} {}", self.refusals[i].load(Relaxed));
         }
         let _ = writeln!(out, "# HELP ringlet_limit_hits_total Requests refused by a limit, by limit.\n# TYPE ringlet_limit_hits_total counter");
         for l in Limit::ALL {
@@ -191,10 +165,7 @@ impl Metrics {
             );
         }
         let mut counter = |name: &str, help: &str, v: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
-            );
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
         };
         counter(
             "ringlet_held_delivered_total",
@@ -216,11 +187,7 @@ impl Metrics {
             "Joins that replaced a stale socket of the same peer.",
             self.replaced.load(Relaxed),
         );
-        counter(
-            "ringlet_ignored_events_total",
-            "Unknown events ignored.",
-            self.ignored.load(Relaxed),
-        );
+        counter("ringlet_ignored_events_total", "Unknown events ignored.", self.ignored.load(Relaxed));
         counter(
             "ringlet_kicked_total",
             "Connections closed for flooding past the event rate.",

@@ -52,10 +52,7 @@ impl TlsFiles {
     /// Reads and checks both files, so a bad path or a mismatched key is an
     /// error at start-up, not at the first client.
     pub fn load(&self) -> Result<Arc<ServerConfig>, TlsError> {
-        let cert_err = |reason: String| TlsError::Cert {
-            path: self.cert.clone(),
-            reason,
-        };
+        let cert_err = |reason: String| TlsError::Cert { path: self.cert.clone(), reason };
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&self.cert)
             .map_err(|e| cert_err(e.to_string()))?
             .collect::<Result<_, _>>()
@@ -63,18 +60,15 @@ impl TlsFiles {
         if certs.is_empty() {
             return Err(cert_err("no certificate in the file".into()));
         }
-        let key = PrivateKeyDer::from_pem_file(&self.key).map_err(|e| TlsError::Key {
-            path: self.key.clone(),
-            reason: e.to_string(),
-        })?;
-        let mut config = ServerConfig::builder_with_provider(Arc::new(
-            tokio_rustls::rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError::Config(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| TlsError::Config(e.to_string()))?;
+        let key = PrivateKeyDer::from_pem_file(&self.key)
+            .map_err(|e| TlsError::Key { path: self.key.clone(), reason: e.to_string() })?;
+        let mut config =
+            ServerConfig::builder_with_provider(Arc::new(tokio_rustls::rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .map_err(|e| TlsError::Config(e.to_string()))?
+                .with_no_client_auth()
+                .with_single_cert(certs, key)
+                .map_err(|e| TlsError::Config(e.to_string()))?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
@@ -145,11 +139,7 @@ impl TlsListener {
                 });
             }
         });
-        Ok(TlsListener {
-            local,
-            ready,
-            accept_task,
-        })
+        Ok(TlsListener { local, ready, accept_task })
     }
 }
 

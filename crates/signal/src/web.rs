@@ -36,8 +36,7 @@ pub enum WebClient {
 /// The policy for every page served: scripts and styles only from this
 /// server, media from the browser's own devices, network only back to this
 /// origin (Socket.IO over HTTP and WebSocket), never framed.
-pub const CSP: &str =
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
 media-src 'self' blob: mediastream:; connect-src 'self'; manifest-src 'self'; base-uri 'none'; \
 form-action 'none'; frame-ancestors 'none'";
 
@@ -65,19 +64,13 @@ async fn room_page(State(client): Client, UrlPath(room): UrlPath<String>) -> Res
     // server would refuse.
     match ringlet_proto::RoomId::new(room) {
         Ok(_) => serve(&client, "index.html"),
-        Err(_) => {
-            not_found("This room link is not valid. Room ids are 1-64 letters, digits, '-' or '_'.")
-        }
+        Err(_) => not_found("This room link is not valid. Room ids are 1-64 letters, digits, '-' or '_'."),
     }
 }
 
 async fn asset(State(client): Client, method: Method, uri: Uri) -> Response {
     if method != Method::GET && method != Method::HEAD {
-        return (
-            StatusCode::METHOD_NOT_ALLOWED,
-            [(header::ALLOW, "GET, HEAD")],
-        )
-            .into_response();
+        return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "GET, HEAD")]).into_response();
     }
     let path = uri.path().strip_prefix('/').unwrap_or(uri.path());
     serve(&client, path)
@@ -90,24 +83,14 @@ fn serve(client: &WebClient, path: &str) -> Response {
         WebClient::Off => None,
     };
     match body {
-        Some(body) => with_headers(
-            (
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, content_type(path))],
-                body,
-            )
-                .into_response(),
-        ),
+        Some(body) => with_headers((StatusCode::OK, [(header::CONTENT_TYPE, content_type(path))], body).into_response()),
         None => not_found("Not found."),
     }
 }
 
 /// The embedded file at exactly `path`.
 pub fn embedded(path: &str) -> Option<&'static [u8]> {
-    assets::FILES
-        .iter()
-        .find(|(p, _)| *p == path)
-        .map(|(_, b)| *b)
+    assets::FILES.iter().find(|(p, _)| *p == path).map(|(_, b)| *b)
 }
 
 /// Every embedded path, for tests and diagnostics.
@@ -119,10 +102,7 @@ pub fn embedded_paths() -> impl Iterator<Item = &'static str> {
 /// names that resolves inside it.
 fn from_dir(root: &Path, path: &str) -> Option<Vec<u8>> {
     let safe_segment = |s: &str| {
-        !s.is_empty()
-            && !s.starts_with('.')
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        !s.is_empty() && !s.starts_with('.') && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
     };
     if !path.split('/').all(safe_segment) {
         return None;
@@ -155,30 +135,14 @@ fn not_found(message: &str) -> Response {
          <h1>Not found</h1><p>{}</p><p><a href=\"/\">Start a new call</a></p></html>",
         message.replace('&', "&amp;").replace('<', "&lt;")
     );
-    with_headers(
-        (
-            StatusCode::NOT_FOUND,
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            page,
-        )
-            .into_response(),
-    )
+    with_headers((StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response())
 }
 
 fn with_headers(mut r: Response) -> Response {
     let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     // Small files, and a stale client after an upgrade would speak an old
     // protocol: revalidate every time.
@@ -209,16 +173,7 @@ mod tests {
         std::fs::write(dir.join("sub/a.js"), "ok").unwrap();
         std::fs::write(dir.join("../ringlet-secret.txt"), "secret").ok();
         assert_eq!(from_dir(&dir, "sub/a.js").as_deref(), Some(&b"ok"[..]));
-        for bad in [
-            "../ringlet-secret.txt",
-            "sub/../../ringlet-secret.txt",
-            "/etc/passwd",
-            "sub//a.js",
-            ".hidden",
-            "sub\\a.js",
-            "",
-            "sub",
-        ] {
+        for bad in ["../ringlet-secret.txt", "sub/../../ringlet-secret.txt", "/etc/passwd", "sub//a.js", ".hidden", "sub\\a.js", "", "sub"] {
             assert_eq!(from_dir(&dir, bad), None, "{bad}");
         }
         std::fs::remove_dir_all(&dir).ok();

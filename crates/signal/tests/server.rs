@@ -11,10 +11,7 @@ use serde_json::{json, Value};
 use support::*;
 
 fn hub() -> HubConfig {
-    HubConfig {
-        grace: Duration::from_secs(5),
-        ..HubConfig::default()
-    }
+    HubConfig { grace: Duration::from_secs(5), ..HubConfig::default() }
 }
 
 fn offer(room: &str) -> Value {
@@ -28,14 +25,8 @@ fn cand(room: &str, seq: u64) -> Value {
 async fn pair(url: &str, room: &str) -> (Client, Client) {
     let a = Client::connect(url).await;
     let b = Client::connect(url).await;
-    assert_eq!(
-        a.join(json!({"roomId": room, "peerId": "a"})).await["ok"],
-        true
-    );
-    assert_eq!(
-        b.join(json!({"roomId": room, "peerId": "b"})).await["ok"],
-        true
-    );
+    assert_eq!(a.join(json!({"roomId": room, "peerId": "a"})).await["ok"], true);
+    assert_eq!(b.join(json!({"roomId": room, "peerId": "b"})).await["ok"], true);
     (a, b)
 }
 
@@ -68,16 +59,9 @@ async fn seed_flow_over_both_transports() {
         assert_eq!(got["roomId"], "room-1");
         assert!(got["from"].is_string());
 
-        b.emit(
-            "sdp-answer",
-            json!({"roomId": "room-1", "sdp": {"type": "answer", "sdp": "v=0\r\n"}}),
-        )
-        .await;
+        b.emit("sdp-answer", json!({"roomId": "room-1", "sdp": {"type": "answer", "sdp": "v=0\r\n"}})).await;
         let got = a.next("sdp-answer").await;
-        assert_eq!(
-            got["sdp"]["type"], "answer",
-            "the seed's server forgot this relay; ours does not"
-        );
+        assert_eq!(got["sdp"]["type"], "answer", "the seed's server forgot this relay; ours does not");
         assert_eq!(got["from"], joined["peerId"]);
 
         a.emit("ice-candidate", cand("room-1", 1)).await;
@@ -86,7 +70,10 @@ async fn seed_flow_over_both_transports() {
         assert_eq!(a.next("ice-candidate").await["seq"], 2);
         // No echo: neither sees its own messages.
         let echoes: Vec<_> = a.quiet_for(Duration::from_millis(200)).await;
-        assert!(echoes.iter().all(|r| r.event != "sdp-offer" && r.event != "ice-candidate" || r.data["seq"] != 1), "{echoes:?}");
+        assert!(
+            echoes.iter().all(|r| r.event != "sdp-offer" && r.event != "ice-candidate" || r.data["seq"] != 1),
+            "{echoes:?}"
+        );
         a.disconnect().await;
         b.disconnect().await;
     }
@@ -100,9 +87,7 @@ async fn extended_join_acks_presence_and_capacity() {
     let b = Client::connect(&server.url()).await;
     let c = Client::connect(&server.url()).await;
 
-    let ja = a
-        .join(json!({"roomId": "r", "peerId": "alice", "name": "Alice"}))
-        .await;
+    let ja = a.join(json!({"roomId": "r", "peerId": "alice", "name": "Alice"})).await;
     assert_eq!(
         ja,
         json!({"ok": true, "roomId": "r", "peerId": "alice", "peers": [], "polite": false, "iceServers": [], "resumed": false})
@@ -110,10 +95,7 @@ async fn extended_join_acks_presence_and_capacity() {
     let jb = b.join(json!({"roomId": "r", "peerId": "bob"})).await;
     assert_eq!(jb["polite"], true);
     assert_eq!(jb["peers"], json!([{"peerId": "alice", "name": "Alice"}]));
-    assert_eq!(
-        a.next("peer-joined").await,
-        json!({"roomId": "r", "peerId": "bob"})
-    );
+    assert_eq!(a.next("peer-joined").await, json!({"roomId": "r", "peerId": "bob"}));
 
     let jc = c.join(json!("r")).await;
     assert_eq!(jc["ok"], false);
@@ -126,14 +108,8 @@ async fn extended_join_acks_presence_and_capacity() {
     assert_eq!(jd["ok"], true);
     assert_eq!(jd["peerId"].as_str().unwrap().len(), 16);
 
-    assert_eq!(
-        b.request("leave", json!({"roomId": "r"})).await,
-        json!({"ok": true})
-    );
-    assert_eq!(
-        a.next("peer-left").await,
-        json!({"roomId": "r", "peerId": "bob", "reason": "left"})
-    );
+    assert_eq!(b.request("leave", json!({"roomId": "r"})).await, json!({"ok": true}));
+    assert_eq!(a.next("peer-left").await, json!({"roomId": "r", "peerId": "bob", "reason": "left"}));
     // Now there is room for c.
     assert_eq!(c.join(json!("r")).await["ok"], true);
     server.stop().await;
@@ -152,10 +128,7 @@ async fn rooms_are_isolated_and_relays_need_membership() {
     let r = c.request("ice-candidate", cand("one", 3)).await;
     assert_eq!(r["error"]["code"], "not-in-room");
     let stray = b.quiet_for(Duration::from_millis(300)).await;
-    assert!(
-        stray.iter().all(|r| r.event != "ice-candidate"),
-        "{stray:?}"
-    );
+    assert!(stray.iter().all(|r| r.event != "ice-candidate"), "{stray:?}");
     let stray = d.quiet_for(Duration::from_millis(100)).await;
     assert!(stray.is_empty(), "{stray:?}");
     server.stop().await;
@@ -166,10 +139,7 @@ async fn bad_input_of_every_kind_is_refused_readably_and_harms_no_one() {
     let server = TestServer::start(hub()).await;
     let (a, mut b) = pair(&server.url(), "calm").await;
     let mut bad = Client::connect(&server.url()).await;
-    assert_eq!(
-        bad.join(json!({"roomId": "mess", "peerId": "x"})).await["ok"],
-        true
-    );
+    assert_eq!(bad.join(json!({"roomId": "mess", "peerId": "x"})).await["ok"], true);
 
     let huge = "x".repeat(200 * 1024);
     let garbage = [
@@ -200,9 +170,7 @@ async fn bad_input_of_every_kind_is_refused_readably_and_harms_no_one() {
             }
             let r = bad.request(ev, g.clone()).await;
             assert_eq!(r["ok"], false, "{ev} {g:.80}: {r}");
-            let code = r["error"]["code"]
-                .as_str()
-                .unwrap_or_else(|| panic!("{ev}: no code in {r}"));
+            let code = r["error"]["code"].as_str().unwrap_or_else(|| panic!("{ev}: no code in {r}"));
             assert!(!code.is_empty());
             assert!(r["error"]["message"].is_string());
         }
@@ -243,16 +211,8 @@ async fn http_get(addr: std::net::SocketAddr, path: &str, origin: Option<&str>) 
 async fn ten_thousand_candidates_arrive_complete_and_in_order() {
     // Far past the default event rate on purpose: this is about order and
     // loss, not limits (tests/limits.rs covers those).
-    let limits = ringlet_signal::LimitConfig {
-        events_per_sec: 0.0,
-        ..Default::default()
-    };
-    let server = TestServer::start_with(Config {
-        hub: hub(),
-        limits,
-        ..test_config()
-    })
-    .await;
+    let limits = ringlet_signal::LimitConfig { events_per_sec: 0.0, ..Default::default() };
+    let server = TestServer::start_with(Config { hub: hub(), limits, ..test_config() }).await;
     let (a, mut b) = pair(&server.url(), "burst").await;
     const N: u64 = 10_000;
     let sender = tokio::spawn(async move {
@@ -266,12 +226,7 @@ async fn ten_thousand_candidates_arrive_complete_and_in_order() {
         assert_eq!(got["seq"], i, "out of order or lost at {i}");
     }
     let a = sender.await.unwrap();
-    assert_eq!(
-        server
-            .metrics
-            .refusals(ringlet_proto::ErrorCode::PeerBacklogged),
-        0
-    );
+    assert_eq!(server.metrics.refusals(ringlet_proto::ErrorCode::PeerBacklogged), 0);
     drop(a);
     server.stop().await;
 }
@@ -282,14 +237,8 @@ async fn held_messages_follow_a_peer_across_a_network_drop() {
     let mut a = Client::connect(&server.url()).await;
     let proxy = Proxy::start(server.addr).await;
     let b = Client::connect(&proxy.url()).await;
-    assert_eq!(
-        a.join(json!({"roomId": "r", "peerId": "a"})).await["ok"],
-        true
-    );
-    assert_eq!(
-        b.join(json!({"roomId": "r", "peerId": "b"})).await["ok"],
-        true
-    );
+    assert_eq!(a.join(json!({"roomId": "r", "peerId": "a"})).await["ok"], true);
+    assert_eq!(b.join(json!({"roomId": "r", "peerId": "b"})).await["ok"], true);
     a.next("peer-joined").await;
 
     proxy.cut();
@@ -320,11 +269,7 @@ async fn held_messages_follow_a_peer_across_a_network_drop() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grace_expiry_tells_the_room_and_frees_the_place() {
-    let server = TestServer::start(HubConfig {
-        grace: Duration::from_millis(700),
-        ..hub()
-    })
-    .await;
+    let server = TestServer::start(HubConfig { grace: Duration::from_millis(700), ..hub() }).await;
     let mut a = Client::connect(&server.url()).await;
     let proxy = Proxy::start(server.addr).await;
     let b = Client::connect(&proxy.url()).await;
@@ -333,10 +278,7 @@ async fn grace_expiry_tells_the_room_and_frees_the_place() {
     a.next("peer-joined").await;
     proxy.cut();
     let left = a.next("peer-left").await;
-    assert_eq!(
-        left,
-        json!({"roomId": "r", "peerId": "b", "reason": "timeout"})
-    );
+    assert_eq!(left, json!({"roomId": "r", "peerId": "b", "reason": "timeout"}));
     // The place is free: a newcomer gets in.
     let c = Client::connect(&server.url()).await;
     assert_eq!(c.join(json!("r")).await["ok"], true);
@@ -371,11 +313,7 @@ async fn a_rejoin_while_the_old_socket_lingers_takes_over() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_browser_origins_are_refused_and_app_origins_allowed() {
-    let server = TestServer::start_with(Config {
-        hub: hub(),
-        ..test_config()
-    })
-    .await;
+    let server = TestServer::start_with(Config { hub: hub(), ..test_config() }).await;
     let path = "/socket.io/?EIO=4&transport=polling";
     let (status, _) = http_get(server.addr, path, Some("http://evil.example")).await;
     assert_eq!(status, 403);
@@ -405,19 +343,13 @@ async fn shutdown_closes_sockets_and_returns() {
     assert_eq!(metrics.sockets(), 2);
     server.stop().await;
     wait_for(|| metrics.sockets() == 0).await;
-    assert!(
-        tokio::net::TcpStream::connect(addr).await.is_err(),
-        "still listening after shutdown"
-    );
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "still listening after shutdown");
 }
 
 async fn wait_for(mut cond: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + WAIT;
     while !cond() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "condition not reached in {WAIT:?}"
-        );
+        assert!(std::time::Instant::now() < deadline, "condition not reached in {WAIT:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -34,29 +34,17 @@ const ESCAPES: &[&str] = &[
 ];
 
 fn refused(r: &HttpResponse) -> bool {
-    (r.status == 404 || r.status == 400)
-        && !r.body.contains("[package]")
-        && !r.body.contains("root:")
-        && !r.body.contains("[core]")
+    (r.status == 404 || r.status == 400) && !r.body.contains("[package]") && !r.body.contains("root:") && !r.body.contains("[core]")
 }
 
 async fn server(web: WebClient) -> TestServer {
-    TestServer::start_with(Config {
-        web,
-        ..test_config()
-    })
-    .await
+    TestServer::start_with(Config { web, ..test_config() }).await
 }
 
 #[tokio::test]
 async fn room_pages_serve_the_client_with_its_policy() {
     let s = server(WebClient::Embedded).await;
-    for path in [
-        "/",
-        "/r/room-1",
-        "/r/A_b-9",
-        &format!("/r/{}", "x".repeat(64)),
-    ] {
+    for path in ["/", "/r/room-1", "/r/A_b-9", &format!("/r/{}", "x".repeat(64))] {
         let r = http(s.addr, "GET", path, &[]).await;
         assert_eq!(r.status, 200, "{path}");
         assert_eq!(r.body, INDEX, "{path}");
@@ -76,24 +64,11 @@ async fn room_pages_serve_the_client_with_its_policy() {
 async fn invalid_room_ids_never_render_the_client() {
     let s = server(WebClient::Embedded).await;
     let long = format!("/r/{}", "x".repeat(65));
-    for path in [
-        "/r/bad%20room",
-        "/r/a.b",
-        "/r/..",
-        "/r/%2e%2e",
-        "/r/%00",
-        "/r/caf%C3%A9",
-        long.as_str(),
-        "/r/a/b",
-    ] {
+    for path in ["/r/bad%20room", "/r/a.b", "/r/..", "/r/%2e%2e", "/r/%00", "/r/caf%C3%A9", long.as_str(), "/r/a/b"] {
         let r = http(s.addr, "GET", path, &[]).await;
         assert_eq!(r.status, 404, "{path}");
         assert!(!r.body.contains("<script"), "{path}: {}", r.body);
-        assert_eq!(
-            r.header("content-security-policy"),
-            Some(web::CSP),
-            "{path}"
-        );
+        assert_eq!(r.header("content-security-policy"), Some(web::CSP), "{path}");
     }
     let r = http(s.addr, "GET", "/r/bad%20room", &[]).await;
     assert!(r.body.contains("room link is not valid"), "{}", r.body);
@@ -118,16 +93,10 @@ async fn every_asset_is_served_with_its_type() {
         count += 1;
     }
     assert!(count >= 3, "index, script and style at least");
-    assert!(
-        web::embedded("vendor/socket.io.min.js").is_some(),
-        "socket.io-client is bundled, not fetched from a CDN"
-    );
+    assert!(web::embedded("vendor/socket.io.min.js").is_some(), "socket.io-client is bundled, not fetched from a CDN");
     let r = http(s.addr, "POST", "/app.js", &[("Content-Length", "0")]).await;
     assert_eq!(r.status, 405);
-    assert_eq!(
-        http(s.addr, "GET", "/no-such-file.js", &[]).await.status,
-        404
-    );
+    assert_eq!(http(s.addr, "GET", "/no-such-file.js", &[]).await.status, 404);
     s.stop().await;
 }
 
@@ -139,13 +108,7 @@ async fn embedded_files_cannot_be_escaped() {
         assert!(refused(&r), "{target}: {} {}", r.status, r.body);
     }
     // Absolute-form request targets are legal HTTP/1.1; the path part rules.
-    let r = http(
-        s.addr,
-        "GET",
-        &format!("http://{}/../../Cargo.toml", s.addr),
-        &[],
-    )
-    .await;
+    let r = http(s.addr, "GET", &format!("http://{}/../../Cargo.toml", s.addr), &[]).await;
     assert!(refused(&r), "absolute form: {} {}", r.status, r.body);
     s.stop().await;
 }
@@ -166,16 +129,9 @@ async fn a_web_root_directory_cannot_be_escaped() {
     std::os::unix::fs::symlink(base.join("Cargo.toml"), root.join("link.toml")).unwrap();
 
     let s = server(WebClient::Dir(root.clone())).await;
-    assert_eq!(
-        http(s.addr, "GET", "/r/room-1", &[]).await.body,
-        "<!doctype html>client"
-    );
+    assert_eq!(http(s.addr, "GET", "/r/room-1", &[]).await.body, "<!doctype html>client");
     assert_eq!(http(s.addr, "GET", "/vendor/x.js", &[]).await.body, "x()");
-    for target in ESCAPES
-        .iter()
-        .copied()
-        .chain(["/link.toml", "/vendor", "/vendor/"])
-    {
+    for target in ESCAPES.iter().copied().chain(["/link.toml", "/vendor", "/vendor/"]) {
         let r = http(s.addr, "GET", target, &[]).await;
         assert!(refused(&r), "{target}: {} {}", r.status, r.body);
     }
@@ -186,13 +142,7 @@ async fn a_web_root_directory_cannot_be_escaped() {
 #[tokio::test]
 async fn foreign_pages_cannot_load_the_client_scripts_and_no_web_means_none() {
     let s = server(WebClient::Embedded).await;
-    let r = http(
-        s.addr,
-        "GET",
-        "/app.js",
-        &[("Origin", "http://evil.example")],
-    )
-    .await;
+    let r = http(s.addr, "GET", "/app.js", &[("Origin", "http://evil.example")]).await;
     assert_eq!(r.status, 403);
     s.stop().await;
 

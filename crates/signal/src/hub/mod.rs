@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ringlet_proto::{
-    event, Ack, ErrorBody, ErrorCode, JoinAccepted, JoinRequest, LeaveReason, PeerId, PeerInfo,
-    PeerJoined, PeerLeft, RelayView, RoomId,
+    event, Ack, ErrorBody, ErrorCode, JoinAccepted, JoinRequest, LeaveReason, PeerId, PeerInfo, PeerJoined, PeerLeft,
+    RelayView, RoomId,
 };
 use serde_json::value::RawValue;
 
@@ -124,9 +124,7 @@ struct Room<K> {
 
 impl<K: Copy + Eq> Room<K> {
     fn by_key(&self, key: K) -> Option<usize> {
-        self.peers
-            .iter()
-            .position(|p| matches!(p.presence, Presence::Online(k) if k == key))
+        self.peers.iter().position(|p| matches!(p.presence, Presence::Online(k) if k == key))
     }
     fn by_id(&self, id: &str) -> Option<usize> {
         self.peers.iter().position(|p| p.id.as_str() == id)
@@ -155,10 +153,7 @@ pub struct Hub<K, S> {
 type Refusal = ErrorBody;
 
 fn refusal(code: ErrorCode, message: impl Into<String>) -> Refusal {
-    ErrorBody {
-        code,
-        message: message.into(),
-    }
+    ErrorBody { code, message: message.into() }
 }
 
 fn to_payload<T: serde::Serialize>(value: &T) -> Payload {
@@ -171,15 +166,7 @@ where
     S: Sink,
 {
     pub fn new(config: HubConfig, metrics: Arc<Metrics>) -> Self {
-        Hub {
-            config,
-            rooms: HashMap::new(),
-            conns: HashMap::new(),
-            timers: Vec::new(),
-            next_seq: 0,
-            away: 0,
-            metrics,
-        }
+        Hub { config, rooms: HashMap::new(), conns: HashMap::new(), timers: Vec::new(), next_seq: 0, away: 0, metrics }
     }
 
     pub fn config(&self) -> &HubConfig {
@@ -188,13 +175,7 @@ where
 
     /// Registers a new connection.
     pub fn connect(&mut self, key: K, sink: S) {
-        self.conns.insert(
-            key,
-            Conn {
-                sink,
-                memberships: Vec::new(),
-            },
-        );
+        self.conns.insert(key, Conn { sink, memberships: Vec::new() });
         self.metrics.set_sockets(self.conns.len());
     }
 
@@ -228,11 +209,7 @@ where
         }
     }
 
-    fn try_join(
-        &mut self,
-        key: K,
-        req: JoinRequest,
-    ) -> Result<(JoinAccepted, Option<Held>), Refusal> {
+    fn try_join(&mut self, key: K, req: JoinRequest) -> Result<(JoinAccepted, Option<Held>), Refusal> {
         if !self.conns.contains_key(&key) {
             return Err(refusal(ErrorCode::Internal, "connection is not registered"));
         }
@@ -241,12 +218,10 @@ where
         let max_peers = self.config.max_peers;
         // Limits first, so a refused join leaves no empty room behind.
         let memberships = &self.conns[&key].memberships;
-        if !memberships.iter().any(|(r, _)| *r == room_id)
-            && memberships.len() >= self.config.max_rooms_per_connection
+        if !memberships.iter().any(|(r, _)| *r == room_id) && memberships.len() >= self.config.max_rooms_per_connection
         {
             let max = self.config.max_rooms_per_connection;
-            self.metrics
-                .limit_hit(crate::metrics::Limit::RoomsPerConnection);
+            self.metrics.limit_hit(crate::metrics::Limit::RoomsPerConnection);
             return Err(refusal(
                 ErrorCode::LimitExceeded,
                 format!("a connection may be in at most {max} rooms at once; leave one first"),
@@ -259,20 +234,14 @@ where
                 "the server has as many rooms as it can hold; try again later",
             ));
         }
-        let room = self
-            .rooms
-            .entry(room_id.clone())
-            .or_insert_with(|| Room { peers: Vec::new() });
+        let room = self.rooms.entry(room_id.clone()).or_insert_with(|| Room { peers: Vec::new() });
 
         // The same socket joining again (a client retrying): answer the same.
         if let Some(idx) = room.by_key(key) {
             if req.peer_id().is_none_or(|p| *p == room.peers[idx].id) {
                 return Ok((accepted(&room_id, room, idx, false), None));
             }
-            return Err(refusal(
-                ErrorCode::PeerIdTaken,
-                "this connection already speaks as another peer in this room",
-            ));
+            return Err(refusal(ErrorCode::PeerIdTaken, "this connection already speaks as another peer in this room"));
         }
 
         if let Some(idx) = req.peer_id().and_then(|p| room.by_id(p.as_str())) {
@@ -293,8 +262,7 @@ where
                     // client knows better than our ping timer. The old socket
                     // stops speaking for this peer.
                     if let Some(conn) = self.conns.get_mut(&stale) {
-                        conn.memberships
-                            .retain(|(r, p)| !(r == &room_id && p == &peer_id));
+                        conn.memberships.retain(|(r, p)| !(r == &room_id && p == &peer_id));
                     }
                     self.metrics.replaced();
                     None
@@ -307,10 +275,7 @@ where
         }
 
         if room.peers.len() >= max_peers {
-            return Err(refusal(
-                ErrorCode::RoomFull,
-                format!("room is full ({max_peers} of {max_peers} peers)"),
-            ));
+            return Err(refusal(ErrorCode::RoomFull, format!("room is full ({max_peers} of {max_peers} peers)")));
         }
         let peer_id = req.peer_id().cloned().unwrap_or_else(fresh_peer_id);
         self.next_seq += 1;
@@ -323,15 +288,9 @@ where
             presence: Presence::Online(key),
         });
         let accepted = accepted(&room_id, room, room.peers.len() - 1, false);
-        self.conn_mut(key)
-            .memberships
-            .push((room_id.clone(), peer_id.clone()));
+        self.conn_mut(key).memberships.push((room_id.clone(), peer_id.clone()));
         self.update_gauges();
-        let joined = to_payload(&PeerJoined {
-            room_id: room_id.clone(),
-            peer_id: peer_id.clone(),
-            name,
-        });
+        let joined = to_payload(&PeerJoined { room_id: room_id.clone(), peer_id: peer_id.clone(), name });
         self.broadcast(&room_id, &peer_id, event::PEER_JOINED, &joined);
         Ok((accepted, None))
     }
@@ -348,34 +307,19 @@ where
     }
 
     fn try_relay(&mut self, key: K, msg: &RelayView<'_>) -> Result<(), Refusal> {
-        let not_in_room = || {
-            refusal(
-                ErrorCode::NotInRoom,
-                format!("join room `{}` before relaying to it", msg.room_id),
-            )
-        };
-        let (room_id, room) = self
-            .rooms
-            .get_key_value(msg.room_id.as_ref())
-            .ok_or_else(not_in_room)?;
+        let not_in_room =
+            || refusal(ErrorCode::NotInRoom, format!("join room `{}` before relaying to it", msg.room_id));
+        let (room_id, room) = self.rooms.get_key_value(msg.room_id.as_ref()).ok_or_else(not_in_room)?;
         let sender = room.by_key(key).ok_or_else(not_in_room)?;
         let from = &room.peers[sender].id;
         let targets: Vec<PeerId> = match &msg.to {
             Some(to) => {
                 if to.as_ref() == from.as_str() || room.by_id(to).is_none() {
-                    return Err(refusal(
-                        ErrorCode::UnknownPeer,
-                        format!("no peer `{to}` in room `{room_id}`"),
-                    ));
+                    return Err(refusal(ErrorCode::UnknownPeer, format!("no peer `{to}` in room `{room_id}`")));
                 }
                 vec![PeerId::new(to.as_ref()).expect("validated by RelayView")]
             }
-            None => room
-                .peers
-                .iter()
-                .filter(|p| &p.id != from)
-                .map(|p| p.id.clone())
-                .collect(),
+            None => room.peers.iter().filter(|p| &p.id != from).map(|p| p.id.clone()).collect(),
         };
         let payload: Payload = Arc::from(
             RawValue::from_string(msg.with_from(from.as_str()))
@@ -400,9 +344,7 @@ where
             return Err(e);
         };
         let peer = self.remove_peer(room_id, idx, LeaveReason::Left);
-        self.conn_mut(key)
-            .memberships
-            .retain(|(r, p)| !(r == room_id && *p == peer));
+        self.conn_mut(key).memberships.retain(|(r, p)| !(r == room_id && *p == peer));
         Ok(())
     }
 
@@ -436,8 +378,7 @@ where
         let Some(idx) = room.by_id(timer.peer.as_str()) else {
             return;
         };
-        if matches!(room.peers[idx].presence, Presence::Away { epoch, .. } if epoch == timer.epoch)
-        {
+        if matches!(room.peers[idx].presence, Presence::Away { epoch, .. } if epoch == timer.epoch) {
             self.remove_peer(&timer.room, idx, LeaveReason::Timeout);
         }
     }
@@ -478,34 +419,17 @@ where
     // ---------------------------------------------------------------- internals
 
     fn conn_mut(&mut self, key: K) -> &mut Conn<S> {
-        self.conns
-            .get_mut(&key)
-            .expect("connection registered before use")
+        self.conns.get_mut(&key).expect("connection registered before use")
     }
 
     /// Delivers to one peer of a room: straight to its connection when
     /// online, into its held queue when away.
-    fn deliver(
-        &mut self,
-        room_id: &RoomId,
-        to: &str,
-        ev: &'static str,
-        payload: &Payload,
-    ) -> Result<(), Refusal> {
-        let gone = || {
-            refusal(
-                ErrorCode::UnknownPeer,
-                format!("peer `{to}` has left room `{room_id}`"),
-            )
-        };
+    fn deliver(&mut self, room_id: &RoomId, to: &str, ev: &'static str, payload: &Payload) -> Result<(), Refusal> {
+        let gone = || refusal(ErrorCode::UnknownPeer, format!("peer `{to}` has left room `{room_id}`"));
         let room = self.rooms.get_mut(room_id).ok_or_else(gone)?;
         let idx = room.by_id(to).ok_or_else(gone)?;
         if let Presence::Online(k) = room.peers[idx].presence {
-            let sink = &self
-                .conns
-                .get(&k)
-                .expect("online peer has a connection")
-                .sink;
+            let sink = &self.conns.get(&k).expect("online peer has a connection").sink;
             match sink.send(ev, payload) {
                 Ok(()) => return Ok(()),
                 Err(SinkError::Backlogged) => {
@@ -518,8 +442,7 @@ where
                     // The transport died and its close is not processed yet:
                     // treat the peer as away now and hold the message.
                     if let Some(conn) = self.conns.get_mut(&k) {
-                        conn.memberships
-                            .retain(|(r, p)| !(r == room_id && p.as_str() == to));
+                        conn.memberships.retain(|(r, p)| !(r == room_id && p.as_str() == to));
                     }
                     self.mark_away(room_id, idx);
                 }
@@ -555,21 +478,10 @@ where
         self.next_seq += 1;
         let epoch = self.next_seq;
         let peer = &mut self.rooms.get_mut(room_id).expect("room exists").peers[idx];
-        debug_assert!(
-            matches!(peer.presence, Presence::Online(_)),
-            "only an online peer goes away"
-        );
-        peer.presence = Presence::Away {
-            epoch,
-            held: Held::default(),
-        };
+        debug_assert!(matches!(peer.presence, Presence::Online(_)), "only an online peer goes away");
+        peer.presence = Presence::Away { epoch, held: Held::default() };
         self.away += 1;
-        self.timers.push(Timer {
-            room: room_id.clone(),
-            peer: peer.id.clone(),
-            epoch,
-            after: grace,
-        });
+        self.timers.push(Timer { room: room_id.clone(), peer: peer.id.clone(), epoch, after: grace });
         self.update_gauges();
     }
 
@@ -585,33 +497,18 @@ where
         if room.peers.is_empty() {
             self.rooms.remove(room_id);
         } else {
-            let left = to_payload(&PeerLeft {
-                room_id: room_id.clone(),
-                peer_id: peer.id.clone(),
-                reason,
-            });
+            let left = to_payload(&PeerLeft { room_id: room_id.clone(), peer_id: peer.id.clone(), reason });
             self.broadcast(room_id, &peer.id, event::PEER_LEFT, &left);
         }
         self.update_gauges();
         peer.id
     }
 
-    fn broadcast(
-        &mut self,
-        room_id: &RoomId,
-        except: &PeerId,
-        ev: &'static str,
-        payload: &Payload,
-    ) {
+    fn broadcast(&mut self, room_id: &RoomId, except: &PeerId, ev: &'static str, payload: &Payload) {
         let Some(room) = self.rooms.get(room_id) else {
             return;
         };
-        let targets: Vec<PeerId> = room
-            .peers
-            .iter()
-            .filter(|p| &p.id != except)
-            .map(|p| p.id.clone())
-            .collect();
+        let targets: Vec<PeerId> = room.peers.iter().filter(|p| &p.id != except).map(|p| p.id.clone()).collect();
         for t in targets {
             if let Err(e) = self.deliver(room_id, t.as_str(), ev, payload) {
                 tracing::debug!(room = %room_id, peer = %t, code = %e.code, "presence event not delivered");
@@ -635,10 +532,7 @@ fn accepted<K>(room_id: &RoomId, room: &Room<K>, idx: usize, resumed: bool) -> J
             .peers
             .iter()
             .filter(|p| p.id != me.id)
-            .map(|p| PeerInfo {
-                peer_id: p.id.clone(),
-                name: p.name.clone(),
-            })
+            .map(|p| PeerInfo { peer_id: p.id.clone(), name: p.name.clone() })
             .collect(),
         polite: room.peers.iter().any(|p| p.seq < me.seq),
         ice_servers: Vec::new(),
@@ -652,9 +546,7 @@ fn fresh_peer_id() -> PeerId {
     use rand::Rng;
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
-    let s: String = (0..16)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect();
+    let s: String = (0..16).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
     PeerId::new(s).expect("alphabet is valid")
 }
 

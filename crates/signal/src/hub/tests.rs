@@ -22,9 +22,7 @@ impl Sink for TestSink {
         if let Some(e) = self.fail.get() {
             return Err(e);
         }
-        self.log
-            .borrow_mut()
-            .push((self.id, event, serde_json::from_str(payload.get()).unwrap()));
+        self.log.borrow_mut().push((self.id, event, serde_json::from_str(payload.get()).unwrap()));
         Ok(())
     }
 }
@@ -37,25 +35,14 @@ struct World {
 
 impl World {
     fn new(config: HubConfig) -> Self {
-        World {
-            hub: Hub::new(config, Arc::new(Metrics::default())),
-            log: Log::default(),
-            fails: vec![],
-        }
+        World { hub: Hub::new(config, Arc::new(Metrics::default())), log: Log::default(), fails: vec![] }
     }
 
     fn connect(&mut self) -> u32 {
         let id = self.fails.len() as u32;
         let fail = Rc::new(Cell::new(None));
         self.fails.push(fail.clone());
-        self.hub.connect(
-            id,
-            TestSink {
-                id,
-                log: self.log.clone(),
-                fail,
-            },
-        );
+        self.hub.connect(id, TestSink { id, log: self.log.clone(), fail });
         id
     }
 
@@ -90,10 +77,7 @@ fn cand(room: &str, n: u32) -> Value {
 }
 
 fn config() -> HubConfig {
-    HubConfig {
-        grace: Duration::from_secs(5),
-        ..HubConfig::default()
-    }
+    HubConfig { grace: Duration::from_secs(5), ..HubConfig::default() }
 }
 
 #[test]
@@ -135,13 +119,9 @@ fn relays_need_membership_and_stay_in_their_room() {
     w.take();
     w.relay(a, RelayKind::IceCandidate, cand("one", 1)).unwrap();
     assert!(w.take().iter().all(|(to, _, _)| *to == b));
-    let e = w
-        .relay(c, RelayKind::IceCandidate, cand("one", 1))
-        .unwrap_err();
+    let e = w.relay(c, RelayKind::IceCandidate, cand("one", 1)).unwrap_err();
     assert_eq!(e.code, ErrorCode::NotInRoom);
-    let e = w
-        .relay(c, RelayKind::IceCandidate, cand("nowhere", 1))
-        .unwrap_err();
+    let e = w.relay(c, RelayKind::IceCandidate, cand("nowhere", 1)).unwrap_err();
     assert_eq!(e.code, ErrorCode::NotInRoom);
     assert!(w.take().is_empty());
 }
@@ -154,26 +134,16 @@ fn capacity_counts_away_peers_and_frees_on_leave() {
     w.join(b, json!({"roomId": "r", "peerId": "b"})).unwrap();
     assert_eq!(w.join(c, json!("r")).unwrap_err().code, ErrorCode::RoomFull);
     w.hub.disconnect(b, Departure::Lost);
-    assert_eq!(
-        w.join(c, json!("r")).unwrap_err().code,
-        ErrorCode::RoomFull,
-        "b's place is held"
-    );
+    assert_eq!(w.join(c, json!("r")).unwrap_err().code, ErrorCode::RoomFull, "b's place is held");
     w.take();
     w.hub.leave(a, &RoomId::new("r").unwrap()).unwrap();
-    assert!(
-        w.take().is_empty(),
-        "b is away: peer-left is held, not sent"
-    );
+    assert!(w.take().is_empty(), "b is away: peer-left is held, not sent");
     w.join(c, json!("r")).unwrap();
 }
 
 #[test]
 fn addressed_relay_goes_to_one_peer() {
-    let mut w = World::new(HubConfig {
-        max_peers: 3,
-        ..config()
-    });
+    let mut w = World::new(HubConfig { max_peers: 3, ..config() });
     let (a, b, c) = (w.connect(), w.connect(), w.connect());
     w.join(a, json!({"roomId": "r", "peerId": "a"})).unwrap();
     w.join(b, json!({"roomId": "r", "peerId": "b"})).unwrap();
@@ -187,16 +157,10 @@ fn addressed_relay_goes_to_one_peer() {
     assert_eq!(got[0].0, c);
     let mut msg = offer("r", 2);
     msg["to"] = json!("zed");
-    assert_eq!(
-        w.relay(a, RelayKind::SdpOffer, msg).unwrap_err().code,
-        ErrorCode::UnknownPeer
-    );
+    assert_eq!(w.relay(a, RelayKind::SdpOffer, msg).unwrap_err().code, ErrorCode::UnknownPeer);
     let mut msg = offer("r", 3);
     msg["to"] = json!("a");
-    assert_eq!(
-        w.relay(a, RelayKind::SdpOffer, msg).unwrap_err().code,
-        ErrorCode::UnknownPeer
-    );
+    assert_eq!(w.relay(a, RelayKind::SdpOffer, msg).unwrap_err().code, ErrorCode::UnknownPeer);
 }
 
 #[test]
@@ -259,10 +223,7 @@ fn grace_expiry_tells_the_room_peer_left() {
     let got = w.take();
     assert_eq!(got.len(), 1);
     assert_eq!((got[0].0, got[0].1), (a, event::PEER_LEFT));
-    assert_eq!(
-        got[0].2,
-        json!({"roomId": "r", "peerId": "b", "reason": "timeout"})
-    );
+    assert_eq!(got[0].2, json!({"roomId": "r", "peerId": "b", "reason": "timeout"}));
     assert_eq!(w.hub.metrics.held(), 0);
     assert_eq!(w.hub.is_online("r", "b"), None);
 }
@@ -286,10 +247,7 @@ fn deliberate_disconnect_leaves_at_once_and_empty_rooms_vanish() {
 
 #[test]
 fn zero_grace_means_no_holding() {
-    let mut w = World::new(HubConfig {
-        grace: Duration::ZERO,
-        ..config()
-    });
+    let mut w = World::new(HubConfig { grace: Duration::ZERO, ..config() });
     let (a, b) = (w.connect(), w.connect());
     w.join(a, json!({"roomId": "r", "peerId": "a"})).unwrap();
     w.join(b, json!({"roomId": "r", "peerId": "b"})).unwrap();
@@ -300,11 +258,7 @@ fn zero_grace_means_no_holding() {
 
 #[test]
 fn held_queue_is_bounded_by_count_and_bytes() {
-    let mut w = World::new(HubConfig {
-        max_held_messages: 3,
-        max_held_bytes: 1 << 20,
-        ..config()
-    });
+    let mut w = World::new(HubConfig { max_held_messages: 3, max_held_bytes: 1 << 20, ..config() });
     let (a, b) = (w.connect(), w.connect());
     w.join(a, json!({"roomId": "r", "peerId": "a"})).unwrap();
     w.join(b, json!({"roomId": "r", "peerId": "b"})).unwrap();
@@ -312,18 +266,9 @@ fn held_queue_is_bounded_by_count_and_bytes() {
     for n in 0..3 {
         w.relay(a, RelayKind::IceCandidate, cand("r", n)).unwrap();
     }
-    assert_eq!(
-        w.relay(a, RelayKind::IceCandidate, cand("r", 3))
-            .unwrap_err()
-            .code,
-        ErrorCode::HeldFull
-    );
+    assert_eq!(w.relay(a, RelayKind::IceCandidate, cand("r", 3)).unwrap_err().code, ErrorCode::HeldFull);
 
-    let mut w = World::new(HubConfig {
-        max_held_messages: 100,
-        max_held_bytes: 300,
-        ..config()
-    });
+    let mut w = World::new(HubConfig { max_held_messages: 100, max_held_bytes: 300, ..config() });
     let (a, b) = (w.connect(), w.connect());
     w.join(a, json!({"roomId": "r", "peerId": "a"})).unwrap();
     w.join(b, json!({"roomId": "r", "peerId": "b"})).unwrap();
@@ -368,9 +313,7 @@ fn a_backlogged_recipient_is_reported_to_the_sender() {
     w.join(a, json!("r")).unwrap();
     w.join(b, json!("r")).unwrap();
     w.fails[b as usize].set(Some(SinkError::Backlogged));
-    let e = w
-        .relay(a, RelayKind::IceCandidate, cand("r", 1))
-        .unwrap_err();
+    let e = w.relay(a, RelayKind::IceCandidate, cand("r", 1)).unwrap_err();
     assert_eq!(e.code, ErrorCode::PeerBacklogged);
 }
 
@@ -386,12 +329,7 @@ fn a_rejoin_replaces_a_stale_socket() {
     w.take();
     w.relay(a, RelayKind::IceCandidate, cand("r", 1)).unwrap();
     assert_eq!(w.take()[0].0, b2);
-    assert_eq!(
-        w.relay(b, RelayKind::IceCandidate, cand("r", 2))
-            .unwrap_err()
-            .code,
-        ErrorCode::NotInRoom
-    );
+    assert_eq!(w.relay(b, RelayKind::IceCandidate, cand("r", 2)).unwrap_err().code, ErrorCode::NotInRoom);
     // The stale socket's late close must not disturb the new one.
     w.hub.disconnect(b, Departure::Lost);
     assert_eq!(w.hub.is_online("r", "b"), Some(true));
@@ -407,12 +345,7 @@ fn joining_twice_on_one_socket_is_idempotent() {
     assert_eq!(first, again);
     let bare = w.join(a, json!("r")).unwrap();
     assert_eq!(bare.peer_id, first.peer_id);
-    assert_eq!(
-        w.join(a, json!({"roomId": "r", "peerId": "other"}))
-            .unwrap_err()
-            .code,
-        ErrorCode::PeerIdTaken
-    );
+    assert_eq!(w.join(a, json!({"roomId": "r", "peerId": "other"})).unwrap_err().code, ErrorCode::PeerIdTaken);
 }
 
 #[test]
@@ -432,21 +365,13 @@ fn politeness_follows_join_order_across_departures() {
 
 #[test]
 fn a_closed_sink_with_zero_grace_removes_the_peer_without_panicking() {
-    let mut w = World::new(HubConfig {
-        grace: Duration::ZERO,
-        ..config()
-    });
+    let mut w = World::new(HubConfig { grace: Duration::ZERO, ..config() });
     let (a, b) = (w.connect(), w.connect());
     w.join(a, json!({"roomId": "r", "peerId": "a"})).unwrap();
     w.join(b, json!({"roomId": "r", "peerId": "b"})).unwrap();
     w.take();
     w.fails[b as usize].set(Some(SinkError::Closed));
-    assert_eq!(
-        w.relay(a, RelayKind::SdpOffer, offer("r", 1))
-            .unwrap_err()
-            .code,
-        ErrorCode::UnknownPeer
-    );
+    assert_eq!(w.relay(a, RelayKind::SdpOffer, offer("r", 1)).unwrap_err().code, ErrorCode::UnknownPeer);
     assert_eq!(w.hub.is_online("r", "b"), None);
     let got = w.take();
     assert_eq!((got[0].0, got[0].1), (a, event::PEER_LEFT));
@@ -471,11 +396,7 @@ fn a_returning_peer_whose_new_socket_dies_during_the_flush_keeps_the_rest_held()
     assert_eq!(w.hub.metrics.held(), 5, "all five held again, in order");
     let b3 = w.connect();
     w.join(b3, json!({"roomId": "r", "peerId": "b"})).unwrap();
-    let seqs: Vec<u64> = w
-        .take()
-        .iter()
-        .map(|(_, _, v)| v["seq"].as_u64().unwrap())
-        .collect();
+    let seqs: Vec<u64> = w.take().iter().map(|(_, _, v)| v["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, vec![0, 1, 2, 3, 4]);
 }
 
@@ -499,10 +420,7 @@ fn a_seed_form_peer_that_drops_leaves_at_once() {
 
 #[test]
 fn rooms_per_connection_are_capped_and_a_refusal_leaves_no_room() {
-    let mut w = World::new(HubConfig {
-        max_rooms_per_connection: 2,
-        ..config()
-    });
+    let mut w = World::new(HubConfig { max_rooms_per_connection: 2, ..config() });
     let a = w.connect();
     w.join(a, json!("r1")).unwrap();
     w.join(a, json!("r2")).unwrap();
@@ -518,17 +436,11 @@ fn rooms_per_connection_are_capped_and_a_refusal_leaves_no_room() {
 
 #[test]
 fn total_rooms_are_capped_but_existing_rooms_still_take_peers() {
-    let mut w = World::new(HubConfig {
-        max_rooms: 2,
-        ..config()
-    });
+    let mut w = World::new(HubConfig { max_rooms: 2, ..config() });
     let (a, b, c) = (w.connect(), w.connect(), w.connect());
     w.join(a, json!("r1")).unwrap();
     w.join(b, json!("r2")).unwrap();
-    assert_eq!(
-        w.join(c, json!("r3")).unwrap_err().code,
-        ErrorCode::LimitExceeded
-    );
+    assert_eq!(w.join(c, json!("r3")).unwrap_err().code, ErrorCode::LimitExceeded);
     assert_eq!(w.hub.room_count(), 2);
     w.join(c, json!("r1")).unwrap();
     // A room that empties frees its slot.

@@ -27,11 +27,7 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(hub: HubConfig) -> TestServer {
-        Self::start_with(Config {
-            hub,
-            ..test_config()
-        })
-        .await
+        Self::start_with(Config { hub, ..test_config() }).await
     }
 
     pub async fn start_with(config: Config) -> TestServer {
@@ -42,12 +38,7 @@ impl TestServer {
         let task = tokio::spawn(server.run(async move {
             let _ = stopped.await;
         }));
-        TestServer {
-            addr,
-            metrics,
-            stop: Some(stop),
-            task: Some(task),
-        }
+        TestServer { addr, metrics, stop: Some(stop), task: Some(task) }
     }
 
     pub fn url(&self) -> String {
@@ -65,10 +56,7 @@ impl TestServer {
 }
 
 pub fn test_config() -> Config {
-    Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ..Config::default()
-    }
+    Config { listen: "127.0.0.1:0".parse().unwrap(), ..Config::default() }
 }
 
 /// One received event: its name and first argument.
@@ -122,12 +110,7 @@ impl Client {
             // the server's are objects.
             .on(Event::Error, move |payload, _| {
                 let data = first_arg(payload);
-                let event = if data.is_object() {
-                    "error"
-                } else {
-                    "transport-error"
-                }
-                .to_owned();
+                let event = if data.is_object() { "error" } else { "transport-error" }.to_owned();
                 let _ = err_tx.send(Received { event, data });
                 async {}.boxed()
             })
@@ -136,28 +119,19 @@ impl Client {
                     Event::Custom(s) => s,
                     other => other.as_str().to_owned(),
                 };
-                let _ = tx.send(Received {
-                    event,
-                    data: first_arg(payload),
-                });
+                let _ = tx.send(Received { event, data: first_arg(payload) });
                 async {}.boxed()
             })
             .connect()
             .await
             .expect("connect");
-        tokio::time::timeout(WAIT, ready_rx)
-            .await
-            .expect("namespace connect in time")
-            .expect("connect fired");
+        tokio::time::timeout(WAIT, ready_rx).await.expect("namespace connect in time").expect("connect fired");
         Client { sio, rx }
     }
 
     /// Connects, or returns the reason the server refused the namespace
     /// (its `connect_error` message) or the transport failed.
-    pub async fn try_connect(
-        url: &str,
-        tls: Option<native_tls::TlsConnector>,
-    ) -> Result<Client, String> {
+    pub async fn try_connect(url: &str, tls: Option<native_tls::TlsConnector>) -> Result<Client, String> {
         let (tx, rx) = mpsc::unbounded_channel();
         let (done_tx, done_rx) = oneshot::channel::<Result<(), String>>();
         let done = Arc::new(Mutex::new(Some(done_tx)));
@@ -184,10 +158,7 @@ impl Client {
                     Event::Custom(s) => s,
                     other => other.as_str().to_owned(),
                 };
-                let _ = tx.send(Received {
-                    event,
-                    data: first_arg(payload),
-                });
+                let _ = tx.send(Received { event, data: first_arg(payload) });
                 async {}.boxed()
             });
         if let Some(tls) = tls {
@@ -228,10 +199,7 @@ impl Client {
             })
             .await
             .expect("emit_with_ack");
-        tokio::time::timeout(WAIT, rx)
-            .await
-            .expect("ack in time")
-            .expect("ack sent")
+        tokio::time::timeout(WAIT, rx).await.expect("ack in time").expect("ack sent")
     }
 
     pub async fn join(&self, data: Value) -> Value {
@@ -254,10 +222,7 @@ impl Client {
 
     /// The next event of any name.
     pub async fn next_any(&mut self) -> Received {
-        tokio::time::timeout(WAIT, self.rx.recv())
-            .await
-            .expect("an event in time")
-            .expect("client alive")
+        tokio::time::timeout(WAIT, self.rx.recv()).await.expect("an event in time").expect("client alive")
     }
 
     /// Asserts nothing arrives for `d`; returns what did, for messages.
@@ -288,21 +253,13 @@ pub struct HttpResponse {
 
 impl HttpResponse {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 }
 
 /// One HTTP/1.1 request over a raw socket, so the request target goes out
 /// exactly as written (no client normalises `..` or percent-escapes away).
-pub async fn http(
-    addr: SocketAddr,
-    method: &str,
-    target: &str,
-    extra_headers: &[(&str, &str)],
-) -> HttpResponse {
+pub async fn http(addr: SocketAddr, method: &str, target: &str, extra_headers: &[(&str, &str)]) -> HttpResponse {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let mut req = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
@@ -316,18 +273,10 @@ pub async fn http(
     let text = String::from_utf8_lossy(&buf).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.get(9..12))
-        .and_then(|s| s.parse().ok())
-        .expect("a status line");
+    let status = lines.next().and_then(|l| l.get(9..12)).and_then(|s| s.parse().ok()).expect("a status line");
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
-    HttpResponse {
-        status,
-        headers,
-        body: body.to_owned(),
-    }
+    HttpResponse { status, headers, body: body.to_owned() }
 }
