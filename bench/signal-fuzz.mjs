@@ -18,7 +18,9 @@ const bin = process.env.RINGLET_SIGNAL_BIN;
 if (!bin) throw new Error('set RINGLET_SIGNAL_BIN');
 const log = (s) => process.stderr.write(`${s}\n`);
 
-const server = await startSignal(bin, ['--grace', process.env.FUZZ_GRACE ?? '1s']);
+// Every client is 127.0.0.1: no per-address connection limit (the
+// event-rate limits stay at their defaults).
+const server = await startSignal(bin, ['--grace', process.env.FUZZ_GRACE ?? '1s', '--max-conns-per-ip', '0']);
 const rssStart = rssKb(server.pid);
 const cpu0 = cpuTicks(server.pid);
 const t0 = Date.now();

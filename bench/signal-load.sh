@@ -49,4 +49,4 @@ run_one() { # NAME PORT COMMAND...
   sleep 5
 }
 case "${ONLY:-both}" in both|seed) run_one seed "${SEED_PORT:-3211}" node "$work/server.js" ;; esac
-case "${ONLY:-both}" in both|ringlet) run_one ringlet "${CAND_PORT:-3212}" "$RINGLET_SIGNAL_BIN" --listen "127.0.0.1:${CAND_PORT:-3212}" ;; esac
+case "${ONLY:-both}" in both|ringlet) run_one ringlet "${CAND_PORT:-3212}" "$RINGLET_SIGNAL_BIN" --listen "127.0.0.1:${CAND_PORT:-3212}" --max-conns-per-ip 0 ;; esac

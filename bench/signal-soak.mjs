@@ -23,7 +23,8 @@ const bin = process.env.RINGLET_SIGNAL_BIN;
 if (!bin) throw new Error('set RINGLET_SIGNAL_BIN');
 const log = (s) => process.stderr.write(`${s}\n`);
 
-const server = await startSignal(bin, ['--grace', grace]);
+// Every client is 127.0.0.1: no per-address connection limit.
+const server = await startSignal(bin, ['--grace', grace, '--max-conns-per-ip', '0']);
 const rss0 = rssKb(server.pid);
 const cpu0 = cpuTicks(server.pid);
 const t0 = Date.now();

@@ -511,7 +511,7 @@ function rawPacket(r) {
  * that is still up must arrive (`acksMissing`).
  */
 export async function fuzz(url, { clients = 6, seconds = 10, seed = Date.now() >>> 0, onTick, polling = 0.1, raw = 0.08, big = true } = {}) {
-  const stats = { seed, connections: 0, connectFailures: 0, events: 0, raw: 0, acksAsked: 0, acksOk: 0, acksRefused: 0, acksLost: 0, acksMissing: 0, closedByServer: 0, errorEvents: 0, bytes: 0, missing: [] };
+  const stats = { seed, connections: 0, connectFailures: 0, events: 0, raw: 0, acksAsked: 0, acksOk: 0, acksRefused: 0, acksLost: 0, acksMissing: 0, closedByServer: 0, errorEvents: 0, missing: [] };
   const deadline = Date.now() + seconds * 1000;
   const one = async (i) => {
     const r = rng(seed + i * 7919);

@@ -311,12 +311,22 @@ fn forget_if_never_connected(shared: SharedState, sink: SocketSink) {
             return; // a live socket: its disconnect will come
         }
         let sid = sink.socket.id;
-        shared.with_hub(|hub| {
-            if hub.sink(&sid).is_some_and(|s| Arc::ptr_eq(&s.backlog, &sink.backlog)) {
+        let ours = shared.with_hub(|hub| {
+            let ours = hub.sink(&sid).is_some_and(|s| Arc::ptr_eq(&s.backlog, &sink.backlog));
+            if ours {
                 tracing::debug!(%sid, "connect never completed: forgetting the socket");
                 hub.disconnect(sid, Departure::Lost);
             }
+            ours
         });
+        // Its limit entries too (registered with it, so still its own), or
+        // the address would count a connection that is gone.
+        if ours {
+            let mut guard = shared.guard.lock();
+            if let Some(ip) = guard.conns.remove(&sid).and_then(|c| c.ip) {
+                guard.per_ip.remove(ip);
+            }
+        }
     });
 }
 
