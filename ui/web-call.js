@@ -69,10 +69,12 @@ export class WebCall extends Emitter {
    * @param {string} [o.name] display name
    * @param {import('./media.js').LocalMedia} o.media
    * @param {string} [o.server] signaling base URL ('' = this page's origin)
+   * @param {string|null} [o.token] invite token from the link
    */
-  constructor({ room, name = '', media, server = '' }) {
+  constructor({ room, name = '', media, server = '', token = null }) {
     super();
     this.room = room;
+    this.token = token;
     this.name = name.slice(0, 64);
     this.media = media;
     this.server = server;
@@ -289,6 +291,7 @@ export class WebCall extends Emitter {
     if (this.ended) return;
     const params = { roomId: this.room, peerId: this.peerId };
     if (this.name) params.name = this.name;
+    if (this.token) params.token = this.token;
     this.socket.timeout(JOIN_TIMEOUT_MS).emit('join', params, (err, ack) => {
       if (this.ended) return;
       if (err) {
@@ -307,6 +310,8 @@ export class WebCall extends Emitter {
       this.#fail({ code: e.code, message: e.message });
       return;
     }
+    // A fresh invite for rejoins: the link's may expire during a long call.
+    if (typeof ack.token === 'string') this.token = ack.token;
     if (!this.joinedOnce && ack.resumed && this.peerIdReused && !this.staleReset) {
       // Our id still held a seat from this tab's previous page (a reload):
       // the other side's session with it is dead. Leave and join afresh,

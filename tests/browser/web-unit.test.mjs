@@ -4,7 +4,7 @@
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { appLink, isValidId, joinTarget, newRoomId, parseJoinInput, roomFromPath, webLink } from '../../ui/links.js';
+import { appLink, isValidId, joinTarget, newRoomId, parseJoinInput, roomFromPath, tokenFromSearch, webLink } from '../../ui/links.js';
 import { MAX_QUEUED_CANDIDATES, RemoteCandidates, iceUfrag, sameDescription } from '../../ui/negotiation.js';
 
 describe('room links (ui/links.js)', () => {
@@ -69,6 +69,28 @@ describe('room links (ui/links.js)', () => {
     assert.equal(joinTarget(parseJoinInput('ringlet://join/10.0.0.2:3000/abc'), here), 'http://10.0.0.2:3000/r/abc');
     assert.equal(webLink('http://h:1', 'abc'), 'http://h:1/r/abc');
     assert.equal(appLink('h:1', 'abc'), 'ringlet://join/h:1/abc');
+  });
+
+  it('carries an invite token through every link form', () => {
+    const token = '1800000060.AbC-_9';
+    assert.equal(webLink('http://h:1', 'abc', token), `http://h:1/r/abc?t=${token}`);
+    assert.equal(appLink('h:1', 'abc', token), `ringlet://join/h:1/abc?t=${token}`);
+    assert.deepEqual(parseJoinInput(`https://calls.example.org/r/abc?t=${token}`), { ok: true, room: 'abc', host: 'calls.example.org', protocol: 'https:', token });
+    assert.deepEqual(parseJoinInput(`ringlet://join/10.0.0.2:3000/abc?t=${token}`), { ok: true, room: 'abc', host: '10.0.0.2:3000', token });
+    assert.deepEqual(parseJoinInput(`ringlet://join/10.0.0.2:3000/abc/?t=${token}`), { ok: true, room: 'abc', host: '10.0.0.2:3000', token });
+    // Other query parameters are not an invite.
+    assert.deepEqual(parseJoinInput('https://h/r/abc?utm=x'), { ok: true, room: 'abc', host: 'h', protocol: 'https:' });
+    const here = { host: '127.0.0.1:3000', protocol: 'http:' };
+    assert.equal(joinTarget(parseJoinInput(`http://127.0.0.1:3000/r/abc?t=${token}`), here), `/r/abc?t=${token}`);
+    assert.equal(joinTarget(parseJoinInput(`ringlet://join/10.0.0.2:3000/abc?t=${token}`), here), `http://10.0.0.2:3000/r/abc?t=${token}`);
+    assert.equal(tokenFromSearch(`?t=${token}`), token);
+    assert.equal(tokenFromSearch('?t=<script>'), null);
+    assert.equal(tokenFromSearch(''), null);
+    for (const bad of ['https://h/r/abc?t=a%20b', 'ringlet://join/h/abc?t=', 'ringlet://join/h/abc?t=x"y']) {
+      const r = parseJoinInput(bad);
+      assert.equal(r.ok, false, bad);
+      assert.match(r.message, /invite in that link is damaged/, bad);
+    }
   });
 });
 

@@ -60,7 +60,9 @@ impl CallConfig {
 /// What the engine reports, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CallEvent {
-    Joined { peer_id: PeerId, polite: bool, others: Vec<PeerId>, rejoin: bool },
+    /// `token`: a fresh invite token from a server that signs them, for
+    /// links shared from now on.
+    Joined { peer_id: PeerId, polite: bool, others: Vec<PeerId>, rejoin: bool, token: Option<String> },
     Refused { code: String, message: String },
     PeerJoined(PeerId),
     PeerLeft { peer_id: PeerId, reason: String },
@@ -465,6 +467,7 @@ impl Actor {
                     polite: accepted.polite,
                     others: others.clone(),
                     rejoin,
+                    token: accepted.token.clone(),
                 });
                 if let Some(s) = &self.session {
                     // Resume: the peer connection lived on; re-send our last

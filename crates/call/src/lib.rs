@@ -28,6 +28,7 @@ pub mod control;
 pub mod engine;
 pub mod media_path;
 pub mod negotiation;
+pub mod rooms;
 pub mod signaling;
 pub mod video;
 

@@ -244,7 +244,7 @@ enum End {
 }
 
 async fn supervise(
-    config: SignalingConfig,
+    mut config: SignalingConfig,
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
     events: mpsc::UnboundedSender<SignalEvent>,
 ) {
@@ -252,7 +252,7 @@ async fn supervise(
     let mut backoff = config.backoff.0;
     let mut joined_once = false;
     loop {
-        match session(&config, &mut rx, &events, &mut queue, joined_once).await {
+        match session(&mut config, &mut rx, &events, &mut queue, joined_once).await {
             End::Stop | End::Refused => return,
             End::Lost(reason) => {
                 tracing::info!(%reason, "signaling lost; reconnecting");
@@ -289,7 +289,7 @@ fn enqueue(queue: &mut VecDeque<Outgoing>, m: Outgoing, max: usize) {
 }
 
 async fn session(
-    config: &SignalingConfig,
+    config: &mut SignalingConfig,
     rx: &mut mpsc::UnboundedReceiver<Outgoing>,
     events: &mpsc::UnboundedSender<SignalEvent>,
     queue: &mut VecDeque<Outgoing>,
@@ -307,7 +307,7 @@ async fn session(
 }
 
 async fn run(
-    config: &SignalingConfig,
+    config: &mut SignalingConfig,
     client: &Client,
     raw: &mut mpsc::UnboundedReceiver<Raw>,
     rx: &mut mpsc::UnboundedReceiver<Outgoing>,
@@ -335,6 +335,12 @@ async fn run(
     match request(client, event::JOIN, join, config.timeout).await {
         Ok(v) => match serde_json::from_value::<Ack<JoinAccepted>>(v) {
             Ok(Ack::Ok(accepted)) => {
+                // A server that signs invites hands out a fresh token: the
+                // next rejoin uses it, so a drop late in a long call does
+                // not fail on an invite that expired meanwhile.
+                if let Some(t) = &accepted.token {
+                    config.token = Some(t.clone());
+                }
                 let _ = events.send(SignalEvent::Joined { accepted, rejoin });
             }
             Ok(Ack::Err(e)) => {

@@ -56,6 +56,9 @@ struct Args {
     /// Stable peer id (default: random)
     #[arg(long)]
     peer_id: Option<String>,
+    /// Invite token, for a server started with --require-token
+    #[arg(long, env = "RINGLET_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     #[arg(long, value_enum, default_value_t = VideoSource::Synthetic)]
     video: VideoSource,
     #[arg(long, value_enum, default_value_t = AudioSource::Synthetic)]
@@ -235,7 +238,9 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> {
     let out = Out { json: args.json, t0: Instant::now() };
-    let mut config = CallConfig::new(SignalingConfig::new(args.server.clone(), room, peer_id));
+    let mut signaling = SignalingConfig::new(args.server.clone(), room, peer_id);
+    signaling.token = args.token.clone();
+    let mut config = CallConfig::new(signaling);
     config.udp_bind = args.udp.clone();
     config.ice_check_interval = Duration::from_millis(args.ice_check_ms.max(1));
     let (call, mut events) = Call::start(config);
@@ -398,7 +403,7 @@ async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> 
             e = events.recv() => {
                 let Some(e) = e else { break };
                 match e {
-                    CallEvent::Joined { peer_id, polite, others, rejoin } => {
+                    CallEvent::Joined { peer_id, polite, others, rejoin, .. } => {
                         if rejoin { stats.reconnects += 1; }
                         if !others.is_empty() && stats.both_in_room.is_none() { stats.both_in_room = Some(Instant::now()); }
                         out.event(if rejoin { "rejoined" } else { "joined" }, json!({"peer_id": peer_id, "polite": polite, "others": others}));
