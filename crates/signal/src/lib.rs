@@ -41,11 +41,13 @@ pub mod cli;
 pub mod hub;
 mod io;
 pub mod metrics;
+pub mod turn;
 pub mod web;
 
 pub use hub::HubConfig;
 pub use io::BacklogLimits;
 pub use metrics::Metrics;
+pub use turn::TurnConfig;
 pub use web::WebClient;
 
 /// The largest Socket.IO message read, on either transport. Anything up to

@@ -63,6 +63,8 @@ pub struct HubConfig {
     pub max_held_messages: usize,
     /// Held bytes per away peer.
     pub max_held_bytes: usize,
+    /// STUN/TURN servers for the join ack, with credentials minted per join.
+    pub turn: Option<Arc<crate::turn::TurnConfig>>,
 }
 
 impl Default for HubConfig {
@@ -72,6 +74,7 @@ impl Default for HubConfig {
             grace: Duration::from_secs(15),
             max_held_messages: 1024,
             max_held_bytes: 1024 * 1024,
+            turn: None,
         }
     }
 }
@@ -183,7 +186,12 @@ where
     /// returning peer is delivered, so the client learns it resumed first.
     pub fn join(&mut self, key: K, req: JoinRequest, reply: impl FnOnce(&Ack<JoinAccepted>)) {
         match self.try_join(key, req) {
-            Ok((accepted, held)) => {
+            Ok((mut accepted, held)) => {
+                // Minted per ack: a join again on the same socket is how a
+                // client refreshes its TURN credential before it expires.
+                if let Some(turn) = &self.config.turn {
+                    accepted.ice_servers = turn.ice_servers(&accepted.peer_id, std::time::SystemTime::now());
+                }
                 let (room, peer) = (accepted.room_id.clone(), accepted.peer_id.clone());
                 reply(&Ack::Ok(accepted));
                 if let Some(held) = held {
