@@ -118,8 +118,6 @@ describe('the web client through TURN with short-lived credentials', () => {
         const c = await call(page);
         return c.status === 'connected' && audioIn(c) > audioIn(after) + 50 && peerAudio(peer) > peerAfter + 50;
       }, MEDIA_WAIT);
-      const summaryPair = peer.last('stats');
-      assert.ok(summaryPair, 'ringlet-peer reports stats');
       const users = allocations(env.coturn.log());
       assert.ok(users.some((u) => u.endsWith(':rp-relay')), `coturn allocated for ringlet-peer: ${users}`);
       const pageUsers = new Set(users.filter((u) => u.endsWith(`:${first.peerId}`)));

@@ -583,7 +583,6 @@ impl Actor {
                 urls: s.urls,
                 username: s.username.unwrap_or_default(),
                 credential: s.credential.unwrap_or_default(),
-                ..Default::default()
             })
             .collect();
         let policy = match self.config.ice_policy {
