@@ -656,11 +656,20 @@ impl Actor {
             // hold back for a full second before selecting it (measured:
             // 1.7 s instead of ~0.2 s in half the browser-first calls).
             .with_prflx_acceptance_min_wait(Some(Duration::ZERO));
-        // rtc-ice holds a relay pair back 2 s in case a direct one works
-        // out; relay-only, there is nothing better to wait for (measured: a
-        // relay call took 2.1 s to connect, and each ICE restart 2 s more).
+        // Relay-only: rtc-ice holds a relay pair back 2 s in case a direct
+        // one works out, and there is nothing better to wait for (measured:
+        // a relay call took 2.1 s to connect, each ICE restart 2 s more).
+        // And webrtc 0.21.1's driver sends a TURN-relayed packet only at its
+        // next wake-up (it drains the relayer before the core's writes), so
+        // while nothing else flows each DTLS flight waited ~200-400 ms for a
+        // timer: DTLS took 1.4 s. A 50 ms keepalive is such a wake-up
+        // (measured: 0.3 s), at ~20 small STUN packets a second each way.
         let setting = match self.config.ice_policy {
-            IcePolicy::Relay => setting.with_relay_acceptance_min_wait(Some(Duration::ZERO)),
+            IcePolicy::Relay => setting.with_relay_acceptance_min_wait(Some(Duration::ZERO)).with_ice_timeouts(
+                Some(Duration::from_secs(3)),
+                Some(Duration::from_secs(7)),
+                Some(Duration::from_millis(50)),
+            ),
             IcePolicy::All => setting,
         };
         // With short-lived TURN credentials, an ICE restart rebinds the
