@@ -9,12 +9,7 @@
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { createSocket } from 'node:dgram';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import * as h from './harness.mjs';
 
 const SECRET = 'north-sea';
@@ -26,46 +21,6 @@ const call = async (page) => (await state(page)).call;
 const audioIn = (c) => c?.stats?.audio?.packetsReceived ?? 0;
 const peerAudio = (peer) => (peer.find('summary') ?? peer.last('stats'))?.audio_frames_received ?? 0;
 
-/** A port free for both UDP and TCP on loopback. */
-async function freePort() {
-  for (;;) {
-    const udp = createSocket('udp4');
-    const port = await new Promise((resolve) => udp.bind(0, '127.0.0.1', () => resolve(udp.address().port)));
-    const tcpFree = await new Promise((resolve) => {
-      const s = createServer().once('error', () => resolve(false)).listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-    });
-    udp.close();
-    if (tcpFree) return port;
-  }
-}
-
-/** coturn on loopback with TURN REST auth; `stop()` kills it and removes its directory. */
-async function startCoturn(secret) {
-  const dir = mkdtempSync(join(tmpdir(), 'ringlet-coturn-'));
-  const port = await freePort();
-  const relay = Math.min(await freePort(), 65_535 - 64);
-  const log = join(dir, 'turn.log');
-  const proc = spawn('turnserver', [
-    '-n', '--no-cli', '--no-tls', '--no-dtls', '--simple-log', '--verbose', '--realm=ringlet',
-    '--listening-ip=127.0.0.1', '--relay-ip=127.0.0.1', '--allow-loopback-peers',
-    `--listening-port=${port}`, `--min-port=${relay}`, `--max-port=${relay + 63}`,
-    '--use-auth-secret', `--static-auth-secret=${secret}`,
-    `--log-file=${log}`, `--pidfile=${join(dir, 'turn.pid')}`, `--userdb=${join(dir, 'turndb')}`,
-  ], { stdio: 'ignore' });
-  const read = () => (existsSync(log) ? readFileSync(log, 'utf8') : '');
-  await h.until('coturn to listen', () => read().includes('UDP listener opened on') || proc.exitCode !== null, 10_000);
-  assert.equal(proc.exitCode, null, `turnserver exited:\n${read()}`);
-  return {
-    url: `turn:127.0.0.1:${port}`,
-    log: read,
-    stop: async () => {
-      proc.kill('SIGKILL');
-      await new Promise((r) => (proc.exitCode !== null || proc.signalCode ? r() : proc.once('exit', r)));
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
 /** The usernames coturn allocated for. */
 const allocations = (log) => [...log.matchAll(/user <([^>]+)>: incoming packet ALLOCATE processed, success/g)].map((m) => m[1]);
 
@@ -76,7 +31,7 @@ describe('the web client through TURN with short-lived credentials', () => {
     env.signalBin = h.binFromEnv('RINGLET_SIGNAL_BIN');
     env.peerBin = h.binFromEnv('RINGLET_PEER_BIN');
     if (!existsSync(h.CHROMIUM)) throw new Error(`no Chromium at ${h.CHROMIUM} (apt-get install chromium, or set CHROMIUM_BIN)`);
-    env.coturn = await startCoturn(SECRET);
+    env.coturn = await h.startCoturn(SECRET);
     // The secret through the environment, as a deployment would pass it.
     process.env.RINGLET_TURN_SECRET = SECRET;
     env.signal = await h.startSignal(env.signalBin, [], { extra: ['--turn-url', env.coturn.url, '--turn-ttl', '4s'] });
