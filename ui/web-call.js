@@ -38,6 +38,8 @@ const HEARTBEAT_EVERY_MS = 2000;
 const HEARTBEAT_TIMEOUT_MS = 4000;
 const ICE_RESTART_AFTER_MS = 3000;
 const MAX_CHAT_CHARS = 4000;
+/** How long after an unanswered credential refresh to ask again. */
+const REFRESH_RETRY_MS = 10_000;
 
 /** A peer id for this tab and room, kept across reloads of the tab (sessionStorage). */
 function stablePeerId(room) {
@@ -410,8 +412,10 @@ export class WebCall extends Emitter {
     this.socket.timeout(JOIN_TIMEOUT_MS).emit('join', this.#joinParams(), (err, ack) => {
       if (this.ended) return;
       if (err || ack?.ok !== true) {
-        // The credential in hand works until it expires; a rejoin brings another.
+        // The credential in hand works until it expires: ask again later
+        // (a rejoin, if it comes first, brings another anyway).
         this.#warn(`credential refresh: ${err ? 'no ack' : ack?.error?.message ?? 'refused'}`);
+        if (!this.refreshTimer) this.refreshTimer = setTimeout(() => this.#refreshIceServers(), REFRESH_RETRY_MS);
         return;
       }
       this.#useAckedServers(ack.iceServers, true);

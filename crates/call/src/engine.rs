@@ -24,6 +24,9 @@ use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use crate::negotiation::{CandidateAction, DescriptionAction, Negotiator};
 use crate::signaling::{SignalEvent, Signaling, SignalingConfig};
 
+/// How long after an unanswered credential refresh to ask again.
+const REFRESH_RETRY: Duration = Duration::from_secs(10);
+
 /// How a call behaves.
 #[derive(Debug, Clone)]
 pub struct CallConfig {
@@ -490,7 +493,9 @@ impl Actor {
                 _ = tick.tick() => {
                     self.check_ice().await;
                     if self.refresh_at.is_some_and(|t| Instant::now() >= t) {
-                        self.refresh_at = None;
+                        // Asked again later unless the answer (which
+                        // reschedules) comes: a refusal or a lost ack.
+                        self.refresh_at = Some(Instant::now() + REFRESH_RETRY);
                         tracing::debug!("asking for fresh ICE server credentials");
                         self.signaling.refresh();
                     }
