@@ -247,6 +247,16 @@ fn translate(name: &str, v: Value) -> Option<SignalEvent> {
     }
 }
 
+/// Keeps the invite token an ack carries (a server that requires them
+/// hands out a fresh one): later joins, a rejoin or a credential refresh,
+/// still pass once the first token has expired.
+fn adopt_token(config: &mut SignalingConfig, join: &mut Value, accepted: &JoinAccepted) {
+    if let Some(token) = &accepted.token {
+        config.token = Some(token.clone());
+        join["token"] = Value::String(token.clone());
+    }
+}
+
 /// Why a session with the server ended.
 enum End {
     Lost(String),
@@ -255,7 +265,7 @@ enum End {
 }
 
 async fn supervise(
-    config: SignalingConfig,
+    mut config: SignalingConfig,
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
     events: mpsc::UnboundedSender<SignalEvent>,
 ) {
@@ -263,7 +273,7 @@ async fn supervise(
     let mut backoff = config.backoff.0;
     let mut joined_once = false;
     loop {
-        match session(&config, &mut rx, &events, &mut queue, joined_once).await {
+        match session(&mut config, &mut rx, &events, &mut queue, joined_once).await {
             End::Stop | End::Refused => return,
             End::Lost(reason) => {
                 tracing::info!(%reason, "signaling lost; reconnecting");
@@ -303,7 +313,7 @@ fn enqueue(queue: &mut VecDeque<Outgoing>, m: Outgoing, max: usize) {
 }
 
 async fn session(
-    config: &SignalingConfig,
+    config: &mut SignalingConfig,
     rx: &mut mpsc::UnboundedReceiver<Outgoing>,
     events: &mpsc::UnboundedSender<SignalEvent>,
     queue: &mut VecDeque<Outgoing>,
@@ -321,7 +331,7 @@ async fn session(
 }
 
 async fn run(
-    config: &SignalingConfig,
+    config: &mut SignalingConfig,
     client: &Client,
     raw: &mut mpsc::UnboundedReceiver<Raw>,
     rx: &mut mpsc::UnboundedReceiver<Outgoing>,
@@ -345,10 +355,11 @@ async fn run(
         token: config.token.clone(),
         name: config.name.clone(),
     };
-    let join = serde_json::to_value(&params).expect("serializable");
+    let mut join = serde_json::to_value(&params).expect("serializable");
     match request(client, event::JOIN, join.clone(), config.timeout).await {
         Ok(v) => match serde_json::from_value::<Ack<JoinAccepted>>(v) {
             Ok(Ack::Ok(accepted)) => {
+                adopt_token(config, &mut join, &accepted);
                 let _ = events.send(SignalEvent::Joined { accepted, rejoin });
             }
             Ok(Ack::Err(e)) => {
@@ -415,7 +426,10 @@ async fn run(
                 Some(m) => queue.push_back(m),
             },
             r = refresh_rx.recv() => match r {
-                Some(Ok(Ack::Ok(accepted))) => { let _ = events.send(SignalEvent::Refreshed(accepted)); }
+                Some(Ok(Ack::Ok(accepted))) => {
+                    adopt_token(config, &mut join, &accepted);
+                    let _ = events.send(SignalEvent::Refreshed(accepted));
+                }
                 // The place is kept either way; the credential in hand
                 // works until it expires, and a later rejoin brings another.
                 Some(Ok(Ack::Err(e))) => tracing::warn!(code = %e.code, message = %e.message, "credential refresh refused"),
