@@ -164,3 +164,62 @@ async fn refreshed_credentials_keep_a_relay_call_up() {
         assert!(expiries.len() >= 3, "{peer} allocated with too few credentials: {expiries:?}");
     }
 }
+
+/// Refresh joins outlive the invite token the call started with: a server
+/// that requires tokens hands out a fresh one in each ack, and the
+/// signaling client joins with the latest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refreshes_outlive_the_first_invite_token() {
+    use ringlet_call::{Call, CallConfig, CallEvent, SignalingConfig};
+    use ringlet_proto::{PeerId, RoomId};
+    let coturn = Coturn::start(SECRET).unwrap();
+    // Four-second tokens, three-second TURN credentials: the second refresh
+    // (after ~4.8 s) comes when the token the call started with has expired,
+    // and passes only with the one the first refresh's ack carried.
+    let invites = ringlet_signal::Invites::new(b"0123456789abcdef-token".to_vec(), Duration::from_secs(4), true).unwrap();
+    let room = RoomId::new("with-tokens").unwrap();
+    let token = invites.mint(&room, SystemTime::now()).token;
+    let hub = HubConfig { turn: Some(std::sync::Arc::new(turn_config(&coturn, SECRET, Duration::from_secs(3)))), ..HubConfig::default() };
+    let server = Server::bind(Config { listen: "127.0.0.1:0".parse().unwrap(), hub, invites: Some(invites), ..Config::default() })
+        .await
+        .unwrap();
+    let url = format!("http://{}", server.local_addr());
+    tokio::spawn(server.run(std::future::pending()));
+    let peer = |id: &str| {
+        let mut signaling = SignalingConfig::new(url.clone(), room.clone(), PeerId::new(id).unwrap());
+        signaling.token = Some(token.clone());
+        let mut config = CallConfig::new(signaling);
+        config.udp_bind = "127.0.0.1:0".into();
+        Call::start(config)
+    };
+    let ((a, mut a_rx), (b, mut b_rx)) = (peer("a"), peer("b"));
+    for rx in [&mut a_rx, &mut b_rx] {
+        tokio::time::timeout(Duration::from_secs(15), async {
+            while let Some(e) = rx.recv().await {
+                assert!(!matches!(e, CallEvent::Refused { .. }), "refused: {e:?}");
+                if matches!(e, CallEvent::DataOpen) {
+                    return;
+                }
+            }
+        })
+        .await
+        .expect("the call connects");
+    }
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    for (name, call) in [("a", &a), ("b", &b)] {
+        let st = call.stats().await.unwrap();
+        assert!(st.ice_refreshes >= 2, "{name}: refreshes stopped once the first token expired: {st:?}");
+    }
+    a.send("still here");
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(e) = b_rx.recv().await {
+            if e == CallEvent::Data("still here".into()) {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the data channel works after the refreshes");
+    a.hangup().await;
+    b.hangup().await;
+}
