@@ -699,6 +699,7 @@ impl Actor {
         let pc: Arc<dyn PeerConnection> = Arc::new(pc);
         self.stats = CallStats { rejoins: self.stats.rejoins, ice_refreshes: self.stats.ice_refreshes, ..CallStats::default() };
         let (track, ssrc) = crate::video::local_track()?;
+        tracing::debug!(target: "ringlet_call::video", ssrc, "our video SSRC");
         let sender = pc
             .add_track(track.clone() as Arc<dyn webrtc::media_stream::track_local::TrackLocal>)
             .await

@@ -170,7 +170,9 @@ pub(crate) fn spawn_reader(
         let ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
         let pli = |t: Arc<dyn TrackRemote>| async move {
             tracing::debug!(ssrc, "asking the peer for a keyframe (PLI)");
-            let _ = t.write_rtcp(vec![Box::new(PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc })]).await;
+            if let Err(e) = t.write_rtcp(vec![Box::new(PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc })]).await {
+                tracing::debug!(error = %e, "PLI not sent");
+            }
         };
         // The first frames may have been sent before we could decode them.
         pli(track.clone()).await;
