@@ -157,3 +157,30 @@ describe('negotiation bookkeeping (ui/negotiation.js), as the engine\'s Negotiat
     assert.ok(!sameDescription(null, a));
   });
 });
+
+describe('ICE servers from the join ack', async () => {
+  const { mergeIceServers, turnExpiry, refreshDelayMs } = await import('../../ui/ice-servers.js');
+  const server = (urls, username) => (username ? { urls, username, credential: 'pw' } : { urls });
+
+  it('keeps the page\'s servers first and skips an acked repeat', () => {
+    const mine = [server(['stun:s.example:3478']), server(['turn:t.example:3478'], 'me')];
+    const acked = [server(['turn:t.example:3478'], '1:a'), server(['turn:u.example:3478'], '1:a')];
+    assert.deepEqual(mergeIceServers(mine, acked), [...mine, acked[1]]);
+    assert.deepEqual(mergeIceServers([], acked), acked);
+    assert.deepEqual(mergeIceServers(mine, []), mine);
+  });
+
+  it('finds the earliest TURN REST expiry', () => {
+    assert.equal(turnExpiry([]), null);
+    assert.equal(turnExpiry([server(['stun:s:1']), server(['turn:t:1'], 'static-user')]), null);
+    assert.equal(turnExpiry([server(['turn:a:1'], '1700000600:alice'), server(['turn:b:1'], '1700000300:alice')]), 1700000300);
+  });
+
+  it('refreshes well before expiry, scaled to what is left', () => {
+    assert.equal(refreshDelayMs(3600, 0), 2880_000);
+    assert.equal(refreshDelayMs(5, 0), 4000);
+    assert.equal(refreshDelayMs(1, 700), 300);
+    assert.equal(refreshDelayMs(10, 10_000), null);
+    assert.equal(refreshDelayMs(10, 11_000), null);
+  });
+});

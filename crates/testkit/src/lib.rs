@@ -2,7 +2,10 @@
 //!
 //! [`Proxy`] sits between a client and a server on loopback and does to
 //! the connection what a network does: delay it (in order, as TCP would)
-//! or cut it without a close handshake.
+//! or cut it without a close handshake. [`coturn::Coturn`] is a real TURN
+//! server on loopback.
+
+pub mod coturn;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
