@@ -29,7 +29,7 @@ use parking_lot::Mutex;
 use ringlet_proto::{event, Ack, ErrorBody, ErrorCode, ErrorEvent, JoinRequest, LeaveRequest, RelayKind, RelayView};
 use serde::de::{IgnoredAny, SeqAccess, Visitor};
 use serde_json::value::RawValue;
-use socketioxide::adapter::LocalAdapter;
+use socketioxide::adapter::{Adapter, LocalAdapter};
 use socketioxide::extract::{AckSender, SocketRef, State};
 use socketioxide::handler::{FromConnectParts, FromDisconnectParts, FromMessage, FromMessageParts};
 use socketioxide::socket::{DisconnectReason, Sid, Socket};
@@ -249,14 +249,14 @@ impl FromMessage<A> for Inbound {
 }
 
 /// Where a refusal goes: the ack when the client asked for one, else an
-/// `error` event.
-struct Reply {
-    socket: SocketRef<A>,
-    ack: Option<AckSender<A>>,
+/// `error` event. (Generic: cluster mode uses it with the Redis adapter.)
+pub(crate) struct Reply<Ad: Adapter = A> {
+    pub(crate) socket: SocketRef<Ad>,
+    pub(crate) ack: Option<AckSender<Ad>>,
 }
 
-impl Reply {
-    fn ack<T: serde::Serialize>(self, body: &Ack<T>) {
+impl<Ad: Adapter> Reply<Ad> {
+    pub(crate) fn ack<T: serde::Serialize>(self, body: &Ack<T>) {
         if let Some(ack) = self.ack {
             if let Err(e) = ack.send(body) {
                 tracing::debug!(error = %e, "ack not sent");
@@ -264,11 +264,11 @@ impl Reply {
         }
     }
 
-    fn ok(self) {
+    pub(crate) fn ok(self) {
         self.ack(&Ack::Ok(serde_json::Map::new()));
     }
 
-    fn refuse(self, ev: Option<&str>, room: Option<&str>, err: ErrorBody) {
+    pub(crate) fn refuse(self, ev: Option<&str>, room: Option<&str>, err: ErrorBody) {
         tracing::debug!(sid = %self.socket.id, event = ?ev, code = %err.code, message = %err.message, "refused");
         if self.ack.is_some() {
             self.ack::<()>(&Ack::Err(err));
@@ -285,12 +285,12 @@ impl Reply {
 }
 
 /// The event name and first argument of a packet, borrowed from its text.
-struct Packet<'a> {
-    event: &'a str,
-    data: Option<&'a RawValue>,
+pub(crate) struct Packet<'a> {
+    pub(crate) event: &'a str,
+    pub(crate) data: Option<&'a RawValue>,
 }
 
-fn split_packet(text: &str) -> Option<Packet<'_>> {
+pub(crate) fn split_packet(text: &str) -> Option<Packet<'_>> {
     struct V;
     impl<'de> Visitor<'de> for V {
         type Value = Packet<'de>;
@@ -376,6 +376,6 @@ fn relay(shared: &Arc<Shared>, reply: Reply, kind: RelayKind, data: &str) {
     }
 }
 
-fn invalid(ev: &str, detail: &str) -> ErrorBody {
+pub(crate) fn invalid(ev: &str, detail: &str) -> ErrorBody {
     ErrorBody { code: ErrorCode::InvalidPayload, message: format!("payload is not valid for `{ev}`: {detail}") }
 }

@@ -38,11 +38,13 @@ use socketioxide::SocketIo;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub mod cli;
+pub mod cluster;
 pub mod hub;
 mod io;
 pub mod metrics;
 pub mod web;
 
+pub use cluster::ClusterConfig;
 pub use hub::HubConfig;
 pub use io::BacklogLimits;
 pub use metrics::Metrics;
@@ -98,6 +100,9 @@ pub struct Config {
     pub backlog: BacklogLimits,
     /// The web client served at `/` and `/r/<room>`.
     pub web: WebClient,
+    /// Cluster mode: state in Redis, fan-out through socketioxide's Redis
+    /// adapter (see [`cluster`]). `None`: the in-memory hub.
+    pub redis: Option<ClusterConfig>,
 }
 
 impl Default for Config {
@@ -111,6 +116,7 @@ impl Default for Config {
             ping_timeout: Duration::from_secs(60),
             backlog: BacklogLimits::default(),
             web: WebClient::default(),
+            redis: None,
         }
     }
 }
@@ -119,9 +125,13 @@ impl Default for Config {
 pub struct Server {
     listener: tokio::net::TcpListener,
     router: Router,
-    io: SocketIo,
-    shared: Arc<io::Shared>,
+    mode: Mode,
     metrics: Arc<Metrics>,
+}
+
+enum Mode {
+    Local(SocketIo, Arc<io::Shared>),
+    Cluster(cluster::Node),
 }
 
 impl Server {
@@ -129,9 +139,18 @@ impl Server {
     /// with [`Server::local_addr`].
     pub async fn bind(config: Config) -> std::io::Result<Server> {
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        if let Some(cluster) = config.redis.clone() {
+            let metrics = Arc::new(Metrics::default());
+            let node = cluster::start(cluster, config.hub.clone(), Arc::clone(&metrics), sio_builder(&config))
+                .await
+                .map_err(std::io::Error::other)?;
+            let layer = node.layer.clone();
+            let router = routes(Arc::clone(&metrics), config, |r| r.layer(layer));
+            return Ok(Server { listener, router, mode: Mode::Cluster(node), metrics });
+        }
         let (router, io, shared) = app_parts(config);
         let metrics = Arc::clone(&shared.metrics);
-        Ok(Server { listener, router, io, shared, metrics })
+        Ok(Server { listener, router, mode: Mode::Local(io, shared), metrics })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -145,13 +164,21 @@ impl Server {
     /// Serves until `shutdown` completes, then closes every socket and
     /// returns once connections have drained.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let (io, shared) = (self.io, self.shared);
+        let mode = self.mode;
         axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 tracing::info!("shutting down: closing every socket");
-                io.close().await;
-                shared.hub.lock().clear();
+                match mode {
+                    Mode::Local(io, shared) => {
+                        io.close().await;
+                        shared.hub.lock().clear();
+                    }
+                    Mode::Cluster(node) => {
+                        node.io.close().await;
+                        node.cluster.shutdown().await;
+                    }
+                }
             })
             .await
     }
@@ -172,7 +199,18 @@ fn app_parts(config: Config) -> (Router, SocketIo, Arc<io::Shared>) {
         metrics: Arc::clone(&metrics),
         backlog: config.backlog,
     });
-    let (layer, sio) = SocketIo::builder()
+    let (layer, sio) = sio_builder(&config).with_state(Arc::clone(&shared)).build_layer();
+    // Attach runs in a connect *middleware*: those run before the socket is
+    // registered and before CONNECT goes out, so no event can arrive before
+    // the handlers exist (the connect handler proper runs after CONNECT).
+    sio.ns(ringlet_proto::NAMESPACE, (async || {}).with(async |_: io::Attach| Ok::<(), std::convert::Infallible>(())));
+    let router = routes(metrics, config, |r| r.layer(layer));
+    (router, sio, shared)
+}
+
+/// Socket.IO settings both modes share.
+fn sio_builder(config: &Config) -> socketioxide::SocketIoBuilder {
+    let builder = SocketIo::builder()
         .ping_interval(config.ping_interval)
         .ping_timeout(config.ping_timeout)
         .max_payload(MAX_MESSAGE as u64)
@@ -180,15 +218,16 @@ fn app_parts(config: Config) -> (Router, SocketIo, Arc<io::Shared>) {
         .ws_max_frame_size(MAX_MESSAGE)
         // Signaling messages are small; a connection's read buffer grows on
         // demand for the rare large SDP. Saves memory per idle client.
-        .ws_read_buffer_size(1024)
-        .max_buffer_size(1024)
-        .with_state(Arc::clone(&shared))
-        .build_layer();
-    // Attach runs in a connect *middleware*: those run before the socket is
-    // registered and before CONNECT goes out, so no event can arrive before
-    // the handlers exist (the connect handler proper runs after CONNECT).
-    sio.ns(ringlet_proto::NAMESPACE, (async || {}).with(async |_: io::Attach| Ok::<(), std::convert::Infallible>(())));
+        .ws_read_buffer_size(1024);
+    // A node delivers what other nodes relay straight into this buffer
+    // (the adapter cannot wait for room), so a cluster node allows a
+    // deeper one; it is allocated only as it fills.
+    builder.max_buffer_size(if config.redis.is_some() { 16 * 1024 } else { 1024 })
+}
 
+/// The HTTP routes around a Socket.IO layer (`with_sio` adds it), with the
+/// origin policy in front.
+fn routes(metrics: Arc<Metrics>, config: Config, with_sio: impl FnOnce(Router) -> Router) -> Router {
     let origins = Arc::new(config.origins);
     let cors_origins = Arc::clone(&origins);
     let cors = CorsLayer::new()
@@ -209,12 +248,11 @@ fn app_parts(config: Config) -> (Router, SocketIo, Arc<io::Shared>) {
                 async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], m.render()) }
             }),
         )
-        .merge(web::routes(config.web))
-        .layer(layer)
+        .merge(web::routes(config.web));
+    with_sio(router)
         .layer(middleware::from_fn(detach_request_buffers))
         .layer(cors)
-        .layer(middleware::from_fn_with_state(origins, origin_guard));
-    (router, sio, shared)
+        .layer(middleware::from_fn_with_state(origins, origin_guard))
 }
 
 /// Copies the request line and headers out of hyper's read buffer.
