@@ -10,6 +10,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use ringlet_proto::{
@@ -146,13 +147,26 @@ impl Conn {
         }
         let how = ending.lock().take().unwrap_or(Ending::Lost);
         for (room, peer) in std::mem::take(&mut self.rooms) {
-            match self.cluster.store.end(&room, &peer, &self.sid, how).await {
-                Ok(outcome) => {
-                    self.cluster.apply(outcome).await;
+            // Retried: a departure that is never recorded would leave the
+            // peer online in Redis (a ghost in its seat) until it rejoins
+            // or this node stops and the sweep takes it away.
+            let mut wait = Duration::from_millis(100);
+            loop {
+                match self.cluster.store.end(&room, &peer, &self.sid, how).await {
+                    Ok(outcome) => {
+                        self.cluster.apply(outcome).await;
+                        break;
+                    }
+                    Err(e) if wait < Duration::from_secs(10) => {
+                        tracing::debug!(error = %e, room = %room, peer = %peer, "departure not recorded yet; retrying");
+                        tokio::time::sleep(wait).await;
+                        wait *= 2;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, room = %room, peer = %peer, "departure not recorded");
+                        break;
+                    }
                 }
-                // The peer stays online in Redis until it rejoins or this
-                // node stops (then the sweep takes it away).
-                Err(e) => tracing::warn!(error = %e, room = %room, peer = %peer, "departure not recorded"),
             }
         }
     }

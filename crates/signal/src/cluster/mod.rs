@@ -230,6 +230,14 @@ impl Cluster {
                     continue;
                 }
             };
+            // Recipients all on this node: no need to go through Redis.
+            // (Mixing both ways keeps order: each emit is done, locally,
+            // before the next starts.)
+            let local = {
+                let queues = self.queues.lock();
+                sids.iter().all(|s| s.parse::<Sid>().is_ok_and(|sid| queues.contains_key(&sid)))
+            };
+            let ops = if local { ops.local() } else { ops };
             if let Err(e) = ops.to(sids).emit(&ev, &raw).await {
                 // A full socket buffer on this node; on other nodes the
                 // adapter can only log it.
