@@ -219,3 +219,45 @@ async fn a_burst_keeps_its_order_across_nodes() {
     }
     assert_eq!(n1.metric("ringlet_refusals_total{reason=\"rate-limited\"}").await, 0);
 }
+
+fn signal(node: &Node, sig: &str) {
+    let ok = Command::new("kill").args([sig, &node.child.id().to_string()]).status().expect("kill").success();
+    assert!(ok, "kill {sig}");
+}
+
+/// A node that stops gracefully (SIGTERM) hands its peers over: they are
+/// away, not gone, and resume on the other node with what was held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_shutting_down_leaves_its_peers_a_way_back() {
+    let (_redis, mut n1, n2) = cluster(&["--grace", "30s"]);
+    let (_a, _) = joined(&n1.url(), "r6", "a").await;
+    let (mut b, _) = joined(&n2.url(), "r6", "b").await;
+    signal(&n1, "-TERM");
+    assert!(n1.child.wait().expect("exit").success(), "a clean exit");
+    n2.wait_metric("ringlet_away_peers", 1).await;
+    assert_eq!(b.request("ice-candidate", candidate("r6", 7)).await["ok"], true);
+    let mut a = Client::connect(&n2.url()).await;
+    let ack = a.join(json!({"roomId": "r6", "peerId": "a"})).await;
+    assert_eq!(ack["resumed"], true, "{ack}");
+    assert_eq!(a.next("ice-candidate").await["from"], "b");
+    let heard = b.quiet_for(Duration::from_millis(200)).await;
+    assert!(heard.iter().all(|r| r.event != "peer-left"), "{heard:?}");
+}
+
+/// A node that stalls past its TTL is declared dead by the other's sweep
+/// (its peers go away); when it wakes up it closes its sockets so their
+/// clients rejoin, rather than speak for peers Redis no longer has online.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_node_that_was_declared_dead_lets_its_clients_rejoin() {
+    let (_redis, n1, n2) = cluster(&["--grace", "30s"]);
+    let (_a, _) = joined(&n1.url(), "r7", "a").await;
+    let (_b, _) = joined(&n2.url(), "r7", "b").await;
+    signal(&n1, "-STOP");
+    n2.wait_metric("ringlet_away_peers", 1).await;
+    signal(&n1, "-CONT");
+    n1.wait_metric("ringlet_connected_sockets", 0).await;
+    let a = Client::connect(&n1.url()).await;
+    let ack = a.join(json!({"roomId": "r7", "peerId": "a"})).await;
+    assert_eq!(ack["resumed"], true, "{ack}");
+    n2.wait_metric("ringlet_away_peers", 0).await;
+}

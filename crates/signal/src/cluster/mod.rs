@@ -252,6 +252,10 @@ impl Cluster {
     /// the next sweep (ours, here) turns its peers away at once.
     pub(crate) async fn shutdown(&self) {
         self.stopping.store(true, Ordering::Relaxed);
+        // socketioxide reports no disconnects once it is closed: end every
+        // socket's task here (its peers go away, as on a dropped transport,
+        // and come back through another node).
+        self.queues.lock().clear();
         let mut conn = self.store.conn();
         let key = format!("{}:node:{}", self.config.prefix, self.node);
         if let Err(e) = redis::cmd("DEL").arg(&key).query_async::<()>(&mut conn).await {
