@@ -109,7 +109,12 @@ pub(crate) async fn start(
     let url = with_resp3(&config.url);
     let connect = |source| ClusterError::Connect { url: config.url.clone(), source };
     let client = redis::Client::open(url.as_str()).map_err(connect)?;
-    let conn = redis::aio::ConnectionManager::new(client.clone()).await.map_err(connect)?;
+    // Bounded waits: with Redis gone, an event gets a readable `internal`
+    // refusal after a few seconds instead of hanging its socket's queue.
+    let manager = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(5)));
+    let conn = redis::aio::ConnectionManager::new_with_config(client.clone(), manager).await.map_err(connect)?;
     let adapter_config = socketioxide_redis::RedisAdapterConfig::new()
         .with_prefix(format!("{}-sio", config.prefix))
         // Incoming fan-out waits here while this node delivers; a burst
@@ -256,16 +261,20 @@ impl Cluster {
         // socket's task here (its peers go away, as on a dropped transport,
         // and come back through another node).
         self.queues.lock().clear();
-        let mut conn = self.store.conn();
-        let key = format!("{}:node:{}", self.config.prefix, self.node);
-        if let Err(e) = redis::cmd("DEL").arg(&key).query_async::<()>(&mut conn).await {
-            tracing::warn!(error = %e, "could not drop the heartbeat on shutdown");
-        }
-        match self.store.sweep(100_000).await {
-            Ok(outcome) => {
-                self.apply(outcome).await;
-            }
-            Err(e) => tracing::warn!(error = %e, "final sweep failed"),
+        // Bounded: a Redis that is gone must not hold the exit up (the other
+        // nodes' sweeps take our peers away once our heartbeat expires).
+        let forget = async {
+            let mut conn = self.store.conn();
+            let key = format!("{}:node:{}", self.config.prefix, self.node);
+            redis::cmd("DEL").arg(&key).query_async::<()>(&mut conn).await?;
+            let outcome = self.store.sweep(100_000).await?;
+            self.apply(outcome).await;
+            Ok::<(), store::StoreError>(())
+        };
+        match tokio::time::timeout(Duration::from_secs(3), forget).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not hand this node's peers over on shutdown"),
+            Err(_) => tracing::warn!("redis did not answer on shutdown; the other nodes will take our peers away"),
         }
     }
 
