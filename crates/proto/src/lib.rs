@@ -312,6 +312,11 @@ pub struct JoinAccepted {
     /// Whether this join resumed a place held during a transport drop.
     #[serde(default)]
     pub resumed: bool,
+    /// A fresh invite token for this room, when the server signs them:
+    /// carry it in links shared from now on and in later rejoins (the one
+    /// joined with may expire during a long call).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 /// An ack: `{ok:true, ...}` or `{ok:false, error:{code, message}}`.
@@ -382,11 +387,46 @@ pub enum ErrorCode {
     /// Another live socket already speaks as this peer id in this room.
     PeerIdTaken,
     Unauthorized,
+    /// The server requires an invite token and the join carried none.
+    TokenRequired,
+    /// The invite token is not one the server signed for this room.
+    TokenInvalid,
+    /// The invite token was genuine but has expired.
+    TokenExpired,
+    /// Too many events too fast from one connection.
     RateLimited,
+    /// A server limit: connections per address, rooms per connection,
+    /// rooms in all.
+    LimitExceeded,
     Internal,
+    /// A code this build does not know (a newer server's): still an error.
+    #[serde(other)]
+    Other,
 }
 
 impl ErrorCode {
+    /// Every code, for counting refusals by reason.
+    pub const ALL: [ErrorCode; 18] = [
+        ErrorCode::InvalidPayload,
+        ErrorCode::InvalidRoom,
+        ErrorCode::InvalidPeerId,
+        ErrorCode::TooLarge,
+        ErrorCode::RoomFull,
+        ErrorCode::NotInRoom,
+        ErrorCode::UnknownPeer,
+        ErrorCode::PeerBacklogged,
+        ErrorCode::HeldFull,
+        ErrorCode::PeerIdTaken,
+        ErrorCode::Unauthorized,
+        ErrorCode::TokenRequired,
+        ErrorCode::TokenInvalid,
+        ErrorCode::TokenExpired,
+        ErrorCode::RateLimited,
+        ErrorCode::LimitExceeded,
+        ErrorCode::Internal,
+        ErrorCode::Other,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::InvalidPayload => "invalid-payload",
@@ -400,8 +440,13 @@ impl ErrorCode {
             ErrorCode::HeldFull => "held-full",
             ErrorCode::PeerIdTaken => "peer-id-taken",
             ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::TokenRequired => "token-required",
+            ErrorCode::TokenInvalid => "token-invalid",
+            ErrorCode::TokenExpired => "token-expired",
             ErrorCode::RateLimited => "rate-limited",
+            ErrorCode::LimitExceeded => "limit-exceeded",
             ErrorCode::Internal => "internal",
+            ErrorCode::Other => "other",
         }
     }
 }

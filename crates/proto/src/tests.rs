@@ -58,7 +58,8 @@ fn seed_sdp_shape_parses() {
     .unwrap();
     assert_eq!(m.sdp.kind, SdpType::Offer);
     assert_eq!(m.to, None);
-    let view = RelayView::parse(RelayKind::SdpOffer, r#"{"roomId":"room-1","sdp":{"type":"offer","sdp":"v=0\r\n"}}"#).unwrap();
+    let view =
+        RelayView::parse(RelayKind::SdpOffer, r#"{"roomId":"room-1","sdp":{"type":"offer","sdp":"v=0\r\n"}}"#).unwrap();
     assert_eq!(view.room_id, "room-1");
 }
 
@@ -87,7 +88,10 @@ fn relay_with_from_keeps_every_field_and_replaces_a_spoofed_from() {
     let v = RelayView::parse(RelayKind::IceCandidate, raw).unwrap();
     assert_eq!(v.to.as_deref(), Some("b"));
     let out: serde_json::Value = serde_json::from_str(&v.with_from("a")).unwrap();
-    assert_eq!(out, json!({"from":"a","roomId":"r","t":12.5,"candidate":{"candidate":"c","sdpMid":"0","sdpMLineIndex":0},"to":"b"}));
+    assert_eq!(
+        out,
+        json!({"from":"a","roomId":"r","t":12.5,"candidate":{"candidate":"c","sdpMid":"0","sdpMLineIndex":0},"to":"b"})
+    );
 
     let spoof = r#"{"roomId":"r","from":"mallory","sdp":{"type":"answer","sdp":"v=0"}}"#;
     let v = RelayView::parse(RelayKind::SdpAnswer, spoof).unwrap();
@@ -118,7 +122,10 @@ fn relay_refuses_bad_input_with_a_reason() {
     assert_eq!(code(SdpAnswer, r#"{"roomId":"r","sdp":{"type":"offer","sdp":"v"}}"#), ErrorCode::InvalidPayload);
     assert_eq!(code(SdpOffer, r#"{"roomId":"r","sdp":{"type":"bogus","sdp":"v"}}"#), ErrorCode::InvalidPayload);
     assert_eq!(code(SdpOffer, r#"{"roomId":"r","sdp":"v=0"}"#), ErrorCode::InvalidPayload);
-    assert_eq!(code(SdpOffer, r#"{"roomId":"r","to":"no one","sdp":{"type":"offer","sdp":"v"}}"#), ErrorCode::InvalidPeerId);
+    assert_eq!(
+        code(SdpOffer, r#"{"roomId":"r","to":"no one","sdp":{"type":"offer","sdp":"v"}}"#),
+        ErrorCode::InvalidPeerId
+    );
     assert_eq!(code(IceCandidate, r#"{"roomId":"r","candidate":{"candidate":5}}"#), ErrorCode::InvalidPayload);
     assert_eq!(code(IceCandidate, r#"{"roomId":"r","candidate":null}"#), ErrorCode::InvalidPayload);
 
@@ -126,7 +133,8 @@ fn relay_refuses_bad_input_with_a_reason() {
     assert_eq!(code(SdpOffer, &big_sdp), ErrorCode::TooLarge);
     let ok_sdp = format!(r#"{{"roomId":"r","sdp":{{"type":"offer","sdp":"{}"}}}}"#, "v".repeat(limits::MAX_SDP));
     assert!(RelayView::parse(SdpOffer, &ok_sdp).is_ok());
-    let big_cand = format!(r#"{{"roomId":"r","candidate":{{"candidate":"{}"}}}}"#, "c".repeat(limits::MAX_CANDIDATE + 1));
+    let big_cand =
+        format!(r#"{{"roomId":"r","candidate":{{"candidate":"{}"}}}}"#, "c".repeat(limits::MAX_CANDIDATE + 1));
     assert_eq!(code(IceCandidate, &big_cand), ErrorCode::TooLarge);
     let huge = format!(r#"{{"roomId":"r","pad":"{}","candidate":{{"candidate":"c"}}}}"#, "p".repeat(1 << 20));
     assert_eq!(code(IceCandidate, &huge), ErrorCode::TooLarge);
@@ -150,9 +158,13 @@ fn acks_have_the_documented_shape() {
         polite: true,
         ice_servers: vec![],
         resumed: false,
+        token: None,
     });
     let v = serde_json::to_value(&ok).unwrap();
-    assert_eq!(v, json!({"ok":true,"roomId":"r","peerId":"p","peers":[{"peerId":"q"}],"polite":true,"iceServers":[],"resumed":false}));
+    assert_eq!(
+        v,
+        json!({"ok":true,"roomId":"r","peerId":"p","peers":[{"peerId":"q"}],"polite":true,"iceServers":[],"resumed":false})
+    );
     assert_eq!(serde_json::from_value::<JoinAck>(v).unwrap(), ok);
 
     let err: JoinAck = Ack::Err(ErrorBody { code: ErrorCode::RoomFull, message: "full".into() });
@@ -163,8 +175,25 @@ fn acks_have_the_documented_shape() {
 
 #[test]
 fn presence_events_have_the_documented_shape() {
-    let left = PeerLeft { room_id: RoomId::new("r").unwrap(), peer_id: PeerId::new("p").unwrap(), reason: LeaveReason::Timeout };
+    let left = PeerLeft {
+        room_id: RoomId::new("r").unwrap(),
+        peer_id: PeerId::new("p").unwrap(),
+        reason: LeaveReason::Timeout,
+    };
     assert_eq!(serde_json::to_value(&left).unwrap(), json!({"roomId":"r","peerId":"p","reason":"timeout"}));
-    let e = ErrorEvent { code: ErrorCode::NotInRoom, message: "m".into(), event: Some("sdp-offer".into()), room_id: None };
+    let e =
+        ErrorEvent { code: ErrorCode::NotInRoom, message: "m".into(), event: Some("sdp-offer".into()), room_id: None };
     assert_eq!(serde_json::to_value(&e).unwrap(), json!({"code":"not-in-room","message":"m","event":"sdp-offer"}));
+}
+
+#[test]
+fn error_codes_round_trip_and_unknown_ones_still_read() {
+    for c in ErrorCode::ALL {
+        let json = serde_json::to_string(&c).unwrap();
+        assert_eq!(json, format!("\"{}\"", c.as_str()));
+        assert_eq!(serde_json::from_str::<ErrorCode>(&json).unwrap(), c);
+    }
+    // A newer server's code must not make an older client's ack unreadable.
+    let ack: JoinAck = serde_json::from_str(r#"{"ok":false,"error":{"code":"something-new","message":"m"}}"#).unwrap();
+    assert!(matches!(ack, Ack::Err(ErrorBody { code: ErrorCode::Other, .. })));
 }

@@ -46,6 +46,59 @@ pub struct Args {
     #[arg(long, env = "RINGLET_MAX_HELD", default_value_t = 1024)]
     pub max_held: usize,
 
+    /// Held bytes per away peer
+    #[arg(long, env = "RINGLET_MAX_HELD_BYTES", default_value_t = 1024 * 1024)]
+    pub max_held_bytes: usize,
+
+    /// Refuse joins without a valid invite token (see --token-secret).
+    /// Rooms are then created with `POST /api/rooms`, which returns the
+    /// room's first token
+    #[arg(long, env = "RINGLET_REQUIRE_TOKEN")]
+    pub require_token: bool,
+
+    /// The secret invite tokens are signed with (16 bytes or more). Give it
+    /// through the environment rather than the command line, which other
+    /// local users can read. Every node of one deployment needs the same
+    #[arg(long, env = "RINGLET_TOKEN_SECRET", hide_env_values = true)]
+    pub token_secret: Option<String>,
+
+    /// How long an invite token lasts
+    #[arg(long, env = "RINGLET_TOKEN_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub token_ttl: Duration,
+
+    /// Socket.IO connections from one IP address (0: no limit)
+    #[arg(long, env = "RINGLET_MAX_CONNS_PER_IP", default_value_t = 64)]
+    pub max_conns_per_ip: usize,
+
+    /// Sustained events per second per connection (0: no limit). A client
+    /// over it is refused; one that keeps going is disconnected
+    #[arg(long, env = "RINGLET_MAX_EVENTS_PER_SEC", default_value_t = 100.0)]
+    pub max_events_per_sec: f64,
+
+    /// Events a connection may send at once above the sustained rate
+    #[arg(long, env = "RINGLET_EVENT_BURST", default_value_t = 500.0)]
+    pub event_burst: f64,
+
+    /// Rooms one connection may be in at once
+    #[arg(long, env = "RINGLET_MAX_ROOMS_PER_SOCKET", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_rooms_per_socket: u32,
+
+    /// Rooms on the server in all
+    #[arg(long, env = "RINGLET_MAX_ROOMS", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_rooms: u64,
+
+    /// Rooms one address may create a minute over POST /api/rooms
+    #[arg(long, env = "RINGLET_MAX_NEW_ROOMS_PER_MIN", default_value_t = 60.0)]
+    pub max_new_rooms_per_min: f64,
+
+    /// Serve HTTPS/WSS with this certificate chain (PEM); needs --tls-key
+    #[arg(long, env = "RINGLET_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// The private key of --tls-cert (PEM)
+    #[arg(long, env = "RINGLET_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+
     /// Runtime worker threads. The hub is one lock, so one thread relays
     /// with the least CPU per message; more help only the HTTP side
     #[arg(long, env = "RINGLET_WORKERS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -105,20 +158,54 @@ impl Args {
             }
             Origins::List(list)
         };
+        let invites = match (self.require_token, &self.token_secret) {
+            (true, Some(secret)) => Some(
+                crate::Invites::new(secret.as_bytes().to_vec(), self.token_ttl, true)
+                    .map_err(|e| format!("--token-secret: {e}"))?,
+            ),
+            (true, None) => return Err("--require-token needs --token-secret (or RINGLET_TOKEN_SECRET)".into()),
+            (false, Some(_)) => return Err("--token-secret does nothing without --require-token".into()),
+            (false, None) => None,
+        };
+        for (name, v) in [
+            ("--max-events-per-sec", self.max_events_per_sec),
+            ("--event-burst", self.event_burst),
+            ("--max-new-rooms-per-min", self.max_new_rooms_per_min),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                return Err(format!("{name} must be a number of zero or more, got {v}"));
+            }
+        }
         Ok(Config {
             listen: self.listen_addr(port_env)?,
             hub: HubConfig {
                 max_peers: self.max_peers as usize,
                 grace: self.grace,
                 max_held_messages: self.max_held,
-                ..HubConfig::default()
+                max_held_bytes: self.max_held_bytes,
+                max_rooms_per_connection: self.max_rooms_per_socket as usize,
+                max_rooms: self.max_rooms as usize,
+            },
+            limits: crate::LimitConfig {
+                connections_per_ip: self.max_conns_per_ip,
+                events_per_sec: self.max_events_per_sec,
+                event_burst: self.event_burst,
+                room_creation_per_sec: self.max_new_rooms_per_min / 60.0,
+                room_creation_burst: 20.0,
+            },
+            invites,
+            tls: match (&self.tls_cert, &self.tls_key) {
+                (Some(cert), Some(key)) => Some(crate::TlsFiles { cert: cert.clone(), key: key.clone() }),
+                _ => None,
             },
             origins,
             ping_interval: self.ping_interval,
             ping_timeout: self.ping_timeout,
             web: match (&self.web_root, self.no_web) {
                 (_, true) => crate::WebClient::Off,
-                (Some(dir), false) if !dir.is_dir() => return Err(format!("--web-root {} is not a directory", dir.display())),
+                (Some(dir), false) if !dir.is_dir() => {
+                    return Err(format!("--web-root {} is not a directory", dir.display()))
+                }
                 (Some(dir), false) => crate::WebClient::Dir(dir.clone()),
                 (None, false) => crate::WebClient::Embedded,
             },
@@ -167,8 +254,18 @@ mod tests {
     #[test]
     fn flags_are_parsed() {
         let c = parse(&[
-            "--max-peers", "4", "--cors-origin", "https://a.example", "--cors-origin", "http://b.example:8080/",
-            "--ping-interval", "5s", "--ping-timeout", "10s", "--grace", "500ms",
+            "--max-peers",
+            "4",
+            "--cors-origin",
+            "https://a.example",
+            "--cors-origin",
+            "http://b.example:8080/",
+            "--ping-interval",
+            "5s",
+            "--ping-timeout",
+            "10s",
+            "--grace",
+            "500ms",
         ])
         .config(None)
         .unwrap();
@@ -189,6 +286,48 @@ mod tests {
         assert_eq!(r.node_ttl, Duration::from_secs(1));
         assert!(parse(&["--redis", "127.0.0.1:6379"]).config(None).is_err());
         assert!(parse(&[]).config(None).unwrap().redis.is_none());
+    }
+
+    #[test]
+    fn limits_tokens_and_tls_flags() {
+        let c = parse(&[]).config(None).unwrap();
+        assert_eq!(c.limits, crate::LimitConfig::default());
+        assert_eq!(c.hub.max_rooms_per_connection, 4);
+        assert!(c.invites.is_none() && c.tls.is_none());
+        let c = parse(&[
+            "--max-conns-per-ip",
+            "3",
+            "--max-events-per-sec",
+            "0",
+            "--max-rooms-per-socket",
+            "2",
+            "--max-rooms",
+            "10",
+            "--require-token",
+            "--token-secret",
+            "0123456789abcdef",
+            "--token-ttl",
+            "1h",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+        ])
+        .config(None)
+        .unwrap();
+        assert_eq!(c.limits.connections_per_ip, 3);
+        assert_eq!(c.limits.events_per_sec, 0.0);
+        assert_eq!((c.hub.max_rooms_per_connection, c.hub.max_rooms), (2, 10));
+        let inv = c.invites.expect("tokens required");
+        assert!(inv.required());
+        assert_eq!(inv.ttl(), Duration::from_secs(3600));
+        assert_eq!(c.tls.unwrap().cert, std::path::PathBuf::from("c.pem"));
+        assert!(parse(&["--require-token"]).config(None).unwrap_err().contains("--token-secret"));
+        assert!(parse(&["--require-token", "--token-secret", "short"]).config(None).unwrap_err().contains("16 bytes"));
+        assert!(parse(&["--token-secret", "0123456789abcdef"]).config(None).is_err());
+        assert!(parse(&["--max-events-per-sec=-1"]).config(None).is_err());
+        assert!(Args::try_parse_from(["ringlet-signal", "--tls-cert", "c.pem"]).is_err());
+        assert!(Args::try_parse_from(["ringlet-signal", "--max-rooms-per-socket", "0"]).is_err());
     }
 
     #[test]

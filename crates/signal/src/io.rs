@@ -20,13 +20,16 @@
 //! `InternalChannelFull`, so each connection keeps its own bounded
 //! [`Backlog`] behind it, drained in order as the transport catches up.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::Mutex;
-use ringlet_proto::{event, Ack, ErrorBody, ErrorCode, ErrorEvent, JoinRequest, LeaveRequest, RelayKind, RelayView};
+use ringlet_proto::{
+    event, Ack, ErrorBody, ErrorCode, ErrorEvent, JoinAccepted, JoinRequest, LeaveRequest, RelayKind, RelayView,
+};
 use serde::de::{IgnoredAny, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use socketioxide::adapter::{Adapter, LocalAdapter};
@@ -37,7 +40,10 @@ use socketioxide::{SendError, SocketError};
 use socketioxide_core::Value;
 
 use crate::hub::{Departure, Hub, Payload, Sink, SinkError, Timer};
+use crate::invite::Invites;
+use crate::limits::{EventRate, LimitConfig, PerIp, Verdict};
 use crate::metrics::Metrics;
+use crate::tls::PeerAddr;
 
 type A = LocalAdapter;
 
@@ -54,11 +60,51 @@ impl Default for BacklogLimits {
     }
 }
 
-/// State shared by every connection: the hub behind one lock.
+/// State shared by every connection: the hub behind one lock, and the
+/// limits kept per connection and per address.
 pub struct Shared {
     pub(crate) hub: Mutex<Hub<Sid, SocketSink>>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) backlog: BacklogLimits,
+    pub(crate) gate: Gate,
+}
+
+/// Who may connect, send and join: the limits and invite tokens, the same
+/// for the single-node path and cluster mode (`crate::cluster`).
+pub(crate) struct Gate {
+    pub(crate) limits: LimitConfig,
+    /// Present when joins need an invite token.
+    pub(crate) invites: Option<Invites>,
+    guard: Mutex<Guard>,
+    metrics: Arc<Metrics>,
+}
+
+/// What the limits remember: connections per address, and each
+/// connection's event rate. Bounded by the live connections.
+#[derive(Default)]
+pub(crate) struct Guard {
+    per_ip: PerIp,
+    conns: HashMap<Sid, ConnGuard>,
+}
+
+struct ConnGuard {
+    ip: Option<IpAddr>,
+    rate: EventRate,
+    /// Disconnected for flooding: it leaves its rooms at once.
+    kicked: bool,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        hub: Hub<Sid, SocketSink>,
+        metrics: Arc<Metrics>,
+        backlog: BacklogLimits,
+        limits: LimitConfig,
+        invites: Option<Invites>,
+    ) -> Self {
+        let gate = Gate::new(limits, invites, Arc::clone(&metrics));
+        Shared { hub: Mutex::new(hub), metrics, backlog, gate }
+    }
 }
 
 impl Shared {
@@ -85,6 +131,112 @@ impl Shared {
 }
 
 pub(crate) type SharedState = Arc<Shared>;
+
+impl Gate {
+    pub(crate) fn new(limits: LimitConfig, invites: Option<Invites>, metrics: Arc<Metrics>) -> Gate {
+        Gate { limits, invites, guard: Mutex::default(), metrics }
+    }
+
+    /// Connect: counts the address (refusing one over its limit) and starts
+    /// the connection's event budget.
+    pub(crate) fn attach<Ad: Adapter>(&self, s: &Socket<Ad>) -> Result<(), ConnectRefused> {
+        // Absent only when the router is served without connect info
+        // (in-process tests): then there is no address to count.
+        let ip = s.req_parts().extensions.get::<axum::extract::ConnectInfo<PeerAddr>>().map(|c| c.0 .0.ip());
+        let mut guard = self.guard.lock();
+        if let Some(ip) = ip {
+            if !guard.per_ip.try_add(ip, self.limits.connections_per_ip) {
+                drop(guard);
+                self.metrics.refused(ErrorCode::LimitExceeded);
+                self.metrics.limit_hit(crate::metrics::Limit::ConnectionsPerIp);
+                tracing::debug!(%ip, "refused: too many connections from this address");
+                return Err(ConnectRefused(format!(
+                    "{}: too many connections from your address (at most {}); close some and retry",
+                    ErrorCode::LimitExceeded,
+                    self.limits.connections_per_ip
+                )));
+            }
+        }
+        let rate = EventRate::new(&self.limits, Instant::now());
+        guard.conns.insert(s.id, ConnGuard { ip, rate, kicked: false });
+        Ok(())
+    }
+
+    /// Disconnect: forgets the connection; whether it was kicked for flooding.
+    pub(crate) fn detach(&self, sid: Sid) -> bool {
+        let mut guard = self.guard.lock();
+        let conn = guard.conns.remove(&sid);
+        if let Some(ip) = conn.as_ref().and_then(|c| c.ip) {
+            guard.per_ip.remove(ip);
+        }
+        conn.is_some_and(|c| c.kicked)
+    }
+
+    /// Whether the connection's next event is within its rate: the reply
+    /// back when it is; else the event is refused (and a persistent
+    /// flooder disconnected) here.
+    pub(crate) fn admit<Ad: Adapter>(&self, reply: Reply<Ad>, v: &Value) -> Option<Reply<Ad>> {
+        let verdict = {
+            let mut guard = self.guard.lock();
+            match guard.conns.get_mut(&reply.socket.id) {
+                None => Verdict::Admit,
+                Some(conn) => {
+                    let verdict = conn.rate.check(Instant::now());
+                    if verdict == Verdict::Disconnect {
+                        conn.kicked = true;
+                    }
+                    verdict
+                }
+            }
+        };
+        if verdict == Verdict::Admit {
+            return Some(reply);
+        }
+        self.metrics.refused(ErrorCode::RateLimited);
+        self.metrics.limit_hit(crate::metrics::Limit::EventRate);
+        let socket = reply.socket.clone();
+        let per_sec = self.limits.events_per_sec;
+        let message = if verdict == Verdict::Disconnect {
+            format!("too many events (over {per_sec}/s) for too long; disconnected")
+        } else {
+            format!("too many events (over {per_sec}/s); slow down")
+        };
+        reply.refuse(event_name(v), None, ErrorBody { code: ErrorCode::RateLimited, message });
+        if verdict == Verdict::Disconnect {
+            self.metrics.kicked();
+            tracing::info!(sid = %socket.id, "disconnected a connection that kept flooding");
+            let _ = socket.disconnect();
+        }
+        None
+    }
+
+    /// A join's invite token, when the server requires one.
+    pub(crate) fn check_join(&self, req: &JoinRequest, now: SystemTime) -> Result<(), ErrorBody> {
+        if let Some(invites) = &self.invites {
+            if let Err(e) = invites.check(req.room_id(), req.token(), now) {
+                self.metrics.refused(e.code());
+                return Err(e.to_body());
+            }
+        }
+        Ok(())
+    }
+
+    /// A fresh token in an accepted join, for links shared from here on
+    /// and for rejoins after the first one has expired.
+    pub(crate) fn stamp(&self, accepted: &mut JoinAccepted, now: SystemTime) {
+        if let Some(invites) = &self.invites {
+            accepted.token = Some(invites.mint(&accepted.room_id, now).token);
+        }
+    }
+}
+
+/// The event name of a packet, for an error event about it.
+pub(crate) fn event_name(v: &Value) -> Option<&str> {
+    match v {
+        Value::Str(text, _) => split_packet(text).map(|p| p.event),
+        Value::Bytes(_) => None,
+    }
+}
 
 // ------------------------------------------------------------------ outgoing
 
@@ -179,18 +331,31 @@ async fn drain(socket: SocketRef<A>, backlog: Arc<Mutex<Backlog>>) {
 
 fn state(s: &Arc<Socket<A>>) -> SharedState {
     let mut none = Value::Str(Default::default(), None);
-    State::<SharedState>::from_message_parts(s, &mut none, &None)
-        .expect("state is installed by the builder")
-        .0
+    State::<SharedState>::from_message_parts(s, &mut none, &None).expect("state is installed by the builder").0
 }
 
-/// Connect extractor: registers the connection and its handlers.
+/// Connect extractor: registers the connection and its handlers, unless
+/// its address already has as many connections as it may.
 pub(crate) struct Attach;
 
+/// Why a connection was refused; the client reads it in its
+/// `connect_error`.
+#[derive(Debug)]
+pub(crate) struct ConnectRefused(pub(crate) String);
+
+impl std::fmt::Display for ConnectRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConnectRefused {}
+
 impl FromConnectParts<A> for Attach {
-    type Error = Infallible;
-    fn from_connect_parts(s: &Arc<Socket<A>>, _auth: &Option<Value>) -> Result<Self, Infallible> {
+    type Error = ConnectRefused;
+    fn from_connect_parts(s: &Arc<Socket<A>>, _auth: &Option<Value>) -> Result<Self, ConnectRefused> {
         let shared = State::<SharedState>::from_connect_parts(s, &None).expect("state is installed by the builder").0;
+        shared.gate.attach(s)?;
         let socket = SocketRef::from(Arc::clone(s));
         let sink = SocketSink { socket: socket.clone(), backlog: Default::default(), limits: shared.backlog };
         shared.with_hub(|hub| hub.connect(s.id, sink));
@@ -208,8 +373,11 @@ impl FromDisconnectParts<A> for Detach {
     type Error = Infallible;
     fn from_disconnect_parts(s: &Arc<Socket<A>>, reason: DisconnectReason) -> Result<Self, Infallible> {
         let shared = State::<SharedState>::from_disconnect_parts(s, reason).expect("state is installed").0;
+        let kicked = shared.gate.detach(s.id);
         let how = match reason {
             DisconnectReason::ClientNSDisconnect => Departure::Deliberate,
+            // A flooder gets no grace: its place is not worth keeping.
+            _ if kicked => Departure::Deliberate,
             _ => Departure::Lost,
         };
         tracing::debug!(sid = %s.id, %reason, "disconnected");
@@ -243,7 +411,9 @@ impl FromMessage<A> for Inbound {
         let mut v = v;
         let ack = AckSender::from_message_parts(&s, &mut v, &ack_id).expect("infallible");
         let reply = Reply { socket: SocketRef::from(s), ack: ack_id.map(|_| ack) };
-        handle(&shared, reply, &v);
+        if let Some(reply) = shared.gate.admit(reply, &v) {
+            handle(&shared, reply, &v);
+        }
         Err(Handled)
     }
 }
@@ -316,7 +486,11 @@ fn handle(shared: &Arc<Shared>, reply: Reply, v: &Value) {
     let Some(packet) = split_packet(text) else {
         // socketioxide already checked the event name; this is unreachable
         // short of a parser change, and still must not panic.
-        return reply.refuse(None, None, ErrorBody { code: ErrorCode::InvalidPayload, message: "unreadable packet".into() });
+        return reply.refuse(
+            None,
+            None,
+            ErrorBody { code: ErrorCode::InvalidPayload, message: "unreadable packet".into() },
+        );
     };
     let ev = packet.event;
     if binary {
@@ -331,8 +505,19 @@ fn handle(shared: &Arc<Shared>, reply: Reply, v: &Value) {
         event::JOIN => match JoinRequest::parse(data) {
             Ok(req) => {
                 let room = req.room_id().to_string();
+                let now = SystemTime::now();
+                if let Err(e) = shared.gate.check_join(&req, now) {
+                    return reply.refuse(Some(ev), Some(&room), e);
+                }
                 shared.with_hub(|hub| {
                     hub.join(reply.socket.id, req, |ack| match ack {
+                        // A fresh token for links shared from here on and
+                        // for rejoins after the first one has expired.
+                        Ack::Ok(accepted) if shared.gate.invites.is_some() => {
+                            let mut accepted = accepted.clone();
+                            shared.gate.stamp(&mut accepted, now);
+                            reply.ack(&Ack::Ok(accepted))
+                        }
                         Ack::Ok(_) => reply.ack(ack),
                         Ack::Err(e) => reply.refuse(Some(ev), Some(&room), e.clone()),
                     })

@@ -40,14 +40,20 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 pub mod cli;
 pub mod cluster;
 pub mod hub;
+pub mod invite;
 mod io;
+pub mod limits;
 pub mod metrics;
+pub mod tls;
 pub mod web;
 
 pub use cluster::ClusterConfig;
 pub use hub::HubConfig;
+pub use invite::Invites;
 pub use io::BacklogLimits;
+pub use limits::LimitConfig;
 pub use metrics::Metrics;
+pub use tls::{PeerAddr, TlsFiles};
 pub use web::WebClient;
 
 /// The largest Socket.IO message read, on either transport. Anything up to
@@ -100,6 +106,12 @@ pub struct Config {
     pub backlog: BacklogLimits,
     /// The web client served at `/` and `/r/<room>`.
     pub web: WebClient,
+    /// Connections per address, events per second, room creation.
+    pub limits: LimitConfig,
+    /// When set, a join needs an invite token signed with this policy.
+    pub invites: Option<Invites>,
+    /// Serve HTTPS/WSS with this certificate instead of plain HTTP.
+    pub tls: Option<TlsFiles>,
     /// Cluster mode: state in Redis, fan-out through socketioxide's Redis
     /// adapter (see [`cluster`]). `None`: the in-memory hub.
     pub redis: Option<ClusterConfig>,
@@ -116,14 +128,23 @@ impl Default for Config {
             ping_timeout: Duration::from_secs(60),
             backlog: BacklogLimits::default(),
             web: WebClient::default(),
+            limits: LimitConfig::default(),
+            invites: None,
+            tls: None,
             redis: None,
         }
     }
 }
 
+enum Listener {
+    Tcp(tokio::net::TcpListener),
+    Tls(tls::TlsListener),
+}
+
 /// A bound, not yet serving, signaling server.
 pub struct Server {
-    listener: tokio::net::TcpListener,
+    listener: Listener,
+    local_addr: SocketAddr,
     router: Router,
     mode: Mode,
     metrics: Arc<Metrics>,
@@ -135,52 +156,79 @@ enum Mode {
 }
 
 impl Server {
-    /// Binds the listening socket. Port 0 picks a free one: read it back
-    /// with [`Server::local_addr`].
-    pub async fn bind(config: Config) -> std::io::Result<Server> {
-        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    /// Binds the listening socket (and reads the TLS files, if any). Port 0
+    /// picks a free one: read it back with [`Server::local_addr`]. With
+    /// `redis` set, also connects to Redis and registers the node.
+    pub async fn bind(mut config: Config) -> std::io::Result<Server> {
+        let tls = config.tls.take().map(|files| files.load()).transpose()?;
+        let tcp = tokio::net::TcpListener::bind(config.listen).await?;
+        let local_addr = tcp.local_addr()?;
+        let listener = match tls {
+            Some(tls) => Listener::Tls(tls::TlsListener::new(tcp, tls)?),
+            None => Listener::Tcp(tcp),
+        };
         if let Some(cluster) = config.redis.clone() {
             let metrics = Arc::new(Metrics::default());
-            let node = cluster::start(cluster, config.hub.clone(), Arc::clone(&metrics), sio_builder(&config))
+            let node = cluster::start(cluster, &config, Arc::clone(&metrics), sio_builder(&config))
                 .await
                 .map_err(std::io::Error::other)?;
             let layer = node.layer.clone();
             let router = routes(Arc::clone(&metrics), config, |r| r.layer(layer));
-            return Ok(Server { listener, router, mode: Mode::Cluster(node), metrics });
+            return Ok(Server { listener, local_addr, router, mode: Mode::Cluster(node), metrics });
         }
         let (router, io, shared) = app_parts(config);
         let metrics = Arc::clone(&shared.metrics);
-        Ok(Server { listener, router, mode: Mode::Local(io, shared), metrics })
+        Ok(Server { listener, local_addr, router, mode: Mode::Local(io, shared), metrics })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.local_addr
+    }
+
+    /// `https` when serving TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        match self.listener {
+            Listener::Tcp(_) => "http",
+            Listener::Tls(_) => "https",
+        }
     }
 
     pub fn metrics(&self) -> Arc<Metrics> {
         Arc::clone(&self.metrics)
     }
 
+    /// The invite policy, when joins need tokens: an embedding app mints
+    /// its own rooms' links with it.
+    pub fn invites(&self) -> Option<&Invites> {
+        match &self.mode {
+            Mode::Local(_, shared) => shared.gate.invites.as_ref(),
+            Mode::Cluster(node) => node.cluster.gate.invites.as_ref(),
+        }
+    }
+
     /// Serves until `shutdown` completes, then closes every socket and
     /// returns once connections have drained.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let mode = self.mode;
-        axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutting down: closing every socket");
-                match mode {
-                    Mode::Local(io, shared) => {
-                        io.close().await;
-                        shared.hub.lock().clear();
-                    }
-                    Mode::Cluster(node) => {
-                        node.io.close().await;
-                        node.cluster.shutdown().await;
-                    }
+        let shutdown = async move {
+            shutdown.await;
+            tracing::info!("shutting down: closing every socket");
+            match mode {
+                Mode::Local(io, shared) => {
+                    io.close().await;
+                    shared.hub.lock().clear();
                 }
-            })
-            .await
+                Mode::Cluster(node) => {
+                    node.io.close().await;
+                    node.cluster.shutdown().await;
+                }
+            }
+        };
+        let service = self.router.into_make_service_with_connect_info::<PeerAddr>();
+        match self.listener {
+            Listener::Tcp(l) => axum::serve(l, service).with_graceful_shutdown(shutdown).await,
+            Listener::Tls(l) => axum::serve(l, service).with_graceful_shutdown(shutdown).await,
+        }
     }
 }
 
@@ -194,11 +242,13 @@ pub fn app(config: Config) -> (Router, SocketIo, Arc<Metrics>) {
 
 fn app_parts(config: Config) -> (Router, SocketIo, Arc<io::Shared>) {
     let metrics = Arc::new(Metrics::default());
-    let shared = Arc::new(io::Shared {
-        hub: Mutex::new(hub::Hub::new(config.hub.clone(), Arc::clone(&metrics))),
-        metrics: Arc::clone(&metrics),
-        backlog: config.backlog,
-    });
+    let shared = Arc::new(io::Shared::new(
+        hub::Hub::new(config.hub.clone(), Arc::clone(&metrics)),
+        Arc::clone(&metrics),
+        config.backlog,
+        config.limits,
+        config.invites.clone(),
+    ));
     let (layer, sio) = sio_builder(&config).with_state(Arc::clone(&shared)).build_layer();
     // Attach runs in a connect *middleware*: those run before the socket is
     // registered and before CONNECT goes out, so no event can arrive before
@@ -248,11 +298,60 @@ fn routes(metrics: Arc<Metrics>, config: Config, with_sio: impl FnOnce(Router) -
                 async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], m.render()) }
             }),
         )
+        .route("/api/rooms", axum::routing::post(new_room))
+        .with_state(Arc::new(RoomMint {
+            invites: config.invites.clone(),
+            per_ip: Mutex::new(limits::RateByIp::new(
+                config.limits.room_creation_per_sec,
+                config.limits.room_creation_burst,
+                10_000,
+            )),
+            metrics: Arc::clone(&metrics),
+        }))
         .merge(web::routes(config.web));
     with_sio(router)
         .layer(middleware::from_fn(detach_request_buffers))
         .layer(cors)
         .layer(middleware::from_fn_with_state(origins, origin_guard))
+}
+
+struct RoomMint {
+    invites: Option<Invites>,
+    per_ip: Mutex<limits::RateByIp>,
+    metrics: Arc<Metrics>,
+}
+
+/// `POST /api/rooms`: a new room with an unguessable id, and its invite
+/// token when the server requires them. This is how a client starts a call
+/// on a server that requires tokens: the server names the room, so no one
+/// can mint a token for a room whose id they merely learned.
+///
+/// `201 {"roomId": "...", "token": "...", "expiresAt": <unix seconds>}`
+/// (`token` and `expiresAt` only with tokens), or `429` with a readable
+/// error when an address creates rooms too fast.
+async fn new_room(State(mint): State<Arc<RoomMint>>, req: Request) -> Response {
+    use ringlet_proto::{Ack, ErrorBody, ErrorCode};
+    // Absent only when served without connect info (in-process tests).
+    if let Some(axum::extract::ConnectInfo(PeerAddr(addr))) = req.extensions().get() {
+        if !mint.per_ip.lock().take(addr.ip(), std::time::Instant::now()) {
+            mint.metrics.refused(ErrorCode::RateLimited);
+            mint.metrics.limit_hit(metrics::Limit::RoomCreation);
+            let body = Ack::<()>::Err(ErrorBody {
+                code: ErrorCode::RateLimited,
+                message: "too many new rooms from your address; wait a little".into(),
+            });
+            return (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+        }
+    }
+    let now = std::time::SystemTime::now();
+    let body = match &mint.invites {
+        Some(invites) => {
+            let (room, minted) = invites.new_room(now);
+            serde_json::json!({ "roomId": room, "token": minted.token, "expiresAt": minted.expires_at })
+        }
+        None => serde_json::json!({ "roomId": invite::random_room_id() }),
+    };
+    (StatusCode::CREATED, [(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
 }
 
 /// Copies the request line and headers out of hyper's read buffer.

@@ -22,7 +22,11 @@ struct Node {
 
 impl Node {
     fn start(redis: &RedisServer, extra: &[&str]) -> Node {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ringlet-signal"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ringlet-signal"));
+        if extra.contains(&"--require-token") {
+            child.env("RINGLET_TOKEN_SECRET", "a cluster-wide secret of enough length");
+        }
+        let mut child = child
             .args(["--listen", "127.0.0.1:0", "--no-web", "--redis", &redis.url(), "--redis-node-ttl", "1s"])
             .args(extra)
             .env("RINGLET_LOG", std::env::var("RINGLET_LOG").unwrap_or_else(|_| "warn".into()))
@@ -207,7 +211,8 @@ async fn grace_expires_even_when_the_peers_node_died() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_keeps_its_order_across_nodes() {
     const N: usize = 2000;
-    let (_redis, n1, n2) = cluster(&[]);
+    // The event budget (a per-socket limit) allows this burst at once.
+    let (_redis, n1, n2) = cluster(&["--event-burst", "5000"]);
     let (a, _) = joined(&n1.url(), "r5", "a").await;
     let (mut b, _) = joined(&n2.url(), "r5", "b").await;
     for i in 0..N {
@@ -260,4 +265,36 @@ async fn a_stalled_node_that_was_declared_dead_lets_its_clients_rejoin() {
     let ack = a.join(json!({"roomId": "r7", "peerId": "a"})).await;
     assert_eq!(ack["resumed"], true, "{ack}");
     n2.wait_metric("ringlet_away_peers", 0).await;
+}
+
+/// The single-node checks apply on every node: invite tokens (minted by
+/// one node, accepted by another: they share the secret), rooms per
+/// socket, and the room limit, which counts the whole cluster's rooms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_and_limits_apply_across_nodes() {
+    let (_redis, n1, n2) = cluster(&["--require-token", "--max-rooms", "1", "--max-rooms-per-socket", "1"]);
+    let created = support::http(n1.addr, "POST", "/api/rooms", &[]).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let created: Value = serde_json::from_str(&created.body).unwrap();
+    let (room, token) = (created["roomId"].as_str().unwrap(), created["token"].as_str().unwrap());
+
+    let a = Client::connect(&n2.url()).await;
+    let ack = a.join(json!({"roomId": room, "peerId": "a"})).await;
+    assert_eq!(ack["error"]["code"], "token-required", "{ack}");
+    let ack = a.join(json!({"roomId": room, "peerId": "a", "token": token})).await;
+    assert_eq!(ack["ok"], true, "a token from node 1 opens the room on node 2: {ack}");
+    assert!(ack["token"].is_string(), "a fresh token in the ack: {ack}");
+
+    // One room per socket (with a valid invite to a second room).
+    let second: Value =
+        serde_json::from_str(&support::http(n1.addr, "POST", "/api/rooms", &[]).await.body).unwrap();
+    let invite = json!({"roomId": second["roomId"], "peerId": "a", "token": second["token"]});
+    assert_eq!(a.join(invite).await["error"]["code"], "limit-exceeded");
+    // One room in the whole cluster: a second one, on the other node, is refused.
+    let b = Client::connect(&n1.url()).await;
+    let ack = b.join(json!({"roomId": second["roomId"], "peerId": "b", "token": second["token"]})).await;
+    assert_eq!(ack["error"]["code"], "limit-exceeded", "{ack}");
+    assert!(ack["error"]["message"].as_str().unwrap().contains("as many rooms"), "{ack}");
+    let ack = b.join(json!({"roomId": room, "peerId": "b", "token": token})).await;
+    assert_eq!(ack["ok"], true, "{ack}");
 }

@@ -33,8 +33,11 @@ async fn pair(url: &str, room: &str) -> (Client, Client) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_flow_over_both_transports() {
     let server = TestServer::start(hub()).await;
-    let transports: [(&str, fn() -> TransportType); 3] =
-        [("websocket", || TransportType::Websocket), ("any", || TransportType::Any), ("polling", || TransportType::Polling)];
+    let transports: [(&str, fn() -> TransportType); 3] = [
+        ("websocket", || TransportType::Websocket),
+        ("any", || TransportType::Any),
+        ("polling", || TransportType::Polling),
+    ];
     for (_name, transport) in transports {
         // The previous round's hang-ups have landed: no rooms left.
         wait_for(|| server.metrics.sockets() == 0).await;
@@ -67,7 +70,10 @@ async fn seed_flow_over_both_transports() {
         assert_eq!(a.next("ice-candidate").await["seq"], 2);
         // No echo: neither sees its own messages.
         let echoes: Vec<_> = a.quiet_for(Duration::from_millis(200)).await;
-        assert!(echoes.iter().all(|r| r.event != "sdp-offer" && r.event != "ice-candidate" || r.data["seq"] != 1), "{echoes:?}");
+        assert!(
+            echoes.iter().all(|r| r.event != "sdp-offer" && r.event != "ice-candidate" || r.data["seq"] != 1),
+            "{echoes:?}"
+        );
         a.disconnect().await;
         b.disconnect().await;
     }
@@ -82,7 +88,10 @@ async fn extended_join_acks_presence_and_capacity() {
     let c = Client::connect(&server.url()).await;
 
     let ja = a.join(json!({"roomId": "r", "peerId": "alice", "name": "Alice"})).await;
-    assert_eq!(ja, json!({"ok": true, "roomId": "r", "peerId": "alice", "peers": [], "polite": false, "iceServers": [], "resumed": false}));
+    assert_eq!(
+        ja,
+        json!({"ok": true, "roomId": "r", "peerId": "alice", "peers": [], "polite": false, "iceServers": [], "resumed": false})
+    );
     let jb = b.join(json!({"roomId": "r", "peerId": "bob"})).await;
     assert_eq!(jb["polite"], true);
     assert_eq!(jb["peers"], json!([{"peerId": "alice", "name": "Alice"}]));
@@ -200,7 +209,10 @@ async fn http_get(addr: std::net::SocketAddr, path: &str, origin: Option<&str>) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_candidates_arrive_complete_and_in_order() {
-    let server = TestServer::start(hub()).await;
+    // Far past the default event rate on purpose: this is about order and
+    // loss, not limits (tests/limits.rs covers those).
+    let limits = ringlet_signal::LimitConfig { events_per_sec: 0.0, ..Default::default() };
+    let server = TestServer::start_with(Config { hub: hub(), limits, ..test_config() }).await;
     let (a, mut b) = pair(&server.url(), "burst").await;
     const N: u64 = 10_000;
     let sender = tokio::spawn(async move {

@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 
 use super::store::{Ending, JoinHow, StoreError};
 use super::{Cluster, ClusterAdapter as CA, QUEUE};
-use crate::io::{invalid, split_packet, Handled, Reply};
+use crate::io::{invalid, split_packet, ConnectRefused, Handled, Reply};
 
 /// A socket's queue, as the extractors see it.
 pub(crate) struct Queue {
@@ -56,9 +56,10 @@ fn cluster_of(s: &Arc<Socket<CA>>) -> Arc<Cluster> {
 pub(crate) struct Attach;
 
 impl FromConnectParts<CA> for Attach {
-    type Error = Infallible;
-    fn from_connect_parts(s: &Arc<Socket<CA>>, _auth: &Option<Value>) -> Result<Self, Infallible> {
+    type Error = ConnectRefused;
+    fn from_connect_parts(s: &Arc<Socket<CA>>, _auth: &Option<Value>) -> Result<Self, ConnectRefused> {
         let cluster = cluster_of(s);
+        cluster.gate.attach(s)?;
         let socket = SocketRef::from(Arc::clone(s));
         // The socket's own room: what the adapter delivers to, from any node.
         socket.join(s.id.to_string());
@@ -82,8 +83,11 @@ impl FromDisconnectParts<CA> for Detach {
     type Error = Infallible;
     fn from_disconnect_parts(s: &Arc<Socket<CA>>, reason: DisconnectReason) -> Result<Self, Infallible> {
         let cluster = cluster_of(s);
+        let kicked = cluster.gate.detach(s.id);
         let how = match reason {
             DisconnectReason::ClientNSDisconnect => Ending::HangUp,
+            // A flooder gets no grace: its place is not worth keeping.
+            _ if kicked => Ending::HangUp,
             _ => Ending::Lost,
         };
         tracing::debug!(sid = %s.id, %reason, "disconnected");
@@ -105,6 +109,11 @@ impl FromMessage<CA> for Inbound {
         let cluster = cluster_of(&s);
         let mut v = v;
         let ack = ack_id.map(|_| AckSender::from_message_parts(&s, &mut v, &ack_id).expect("infallible"));
+        // The event rate is checked here, in arrival order, as on one node.
+        let Some(Reply { ack, .. }) = cluster.gate.admit(Reply { socket: SocketRef::from(Arc::clone(&s)), ack }, &v)
+        else {
+            return Err(Handled);
+        };
         let refused = match cluster.queues.lock().get(&s.id) {
             Some(q) => q.tx.try_send(Job { value: v, ack }).err().map(|e| e.into_inner()),
             None => None, // closing: nothing more is handled
@@ -226,6 +235,18 @@ impl Conn {
         let ev = Some(event::JOIN);
         let room = req.room_id().clone();
         let cluster = Arc::clone(&self.cluster);
+        // The same checks as on a single node, before Redis is asked.
+        let now = std::time::SystemTime::now();
+        if let Err(e) = cluster.gate.check_join(&req, now) {
+            return reply.refuse(ev, Some(room.as_str()), e);
+        }
+        let max = cluster.store.config().max_rooms_per_connection;
+        if self.peer_in(room.as_str()).is_none() && self.rooms.len() >= max {
+            cluster.metrics.refused(ErrorCode::LimitExceeded);
+            cluster.metrics.limit_hit(crate::metrics::Limit::RoomsPerConnection);
+            let message = format!("a connection may be in at most {max} rooms at once; leave one first");
+            return reply.refuse(ev, Some(room.as_str()), ErrorBody { code: ErrorCode::LimitExceeded, message });
+        }
         let fresh = crate::hub::fresh_peer_id();
         let result = cluster.store.join(&room, req.peer_id(), req.name(), &self.sid, cluster.node_id(), &fresh).await;
         let (outcome, joined) = match result {
@@ -238,6 +259,9 @@ impl Conn {
         let Some(joined) = joined else {
             let refusal = outcome.refusal.clone().expect("a join without a peer is a refusal");
             cluster.metrics.refused(refusal.code);
+            if refusal.code == ErrorCode::LimitExceeded {
+                cluster.metrics.limit_hit(crate::metrics::Limit::Rooms);
+            }
             cluster.apply(outcome).await;
             return reply.refuse(ev, Some(room.as_str()), refusal);
         };
@@ -248,14 +272,17 @@ impl Conn {
         }
         self.forget(room.as_str());
         self.rooms.push((room.clone(), joined.peer_id.clone()));
-        reply.ack(&Ack::Ok(JoinAccepted {
+        let mut accepted = JoinAccepted {
             room_id: room,
             peer_id: joined.peer_id,
             peers: joined.peers,
             polite: joined.polite,
             ice_servers: Vec::new(),
             resumed: joined.how != JoinHow::Fresh,
-        }));
+            token: None,
+        };
+        cluster.gate.stamp(&mut accepted, now);
+        reply.ack(&Ack::Ok(accepted));
         // Right after the ack, in order, as on a single node.
         for (ev, payload) in joined.held {
             cluster.metrics.held_delivered();

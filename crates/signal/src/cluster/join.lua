@@ -1,11 +1,16 @@
 -- join: ARGV[6..] room, peer ('' = let the server choose), name ('' = none),
--- sid, node, max peers, a fresh peer id. Tail: peer, polite (0/1),
+-- sid, node, max peers, a fresh peer id, max rooms (cluster-wide). Tail: peer, polite (0/1),
 -- how (0 new or same socket, 1 resumed from away, 2 replaced a live socket),
 -- n, n pairs (peer, name or ''), h, h held "event\npayload".
 local room, want, name, sid, node = ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
-local maxp, fresh = tonumber(ARGV[11]), ARGV[12]
+local maxp, fresh, maxrooms = tonumber(ARGV[11]), ARGV[12], tonumber(ARGV[13])
 
 local all = redis.call('HGETALL', rkey(room))
+-- Limits first, so a refused join leaves no empty room behind.
+if #all == 0 and redis.call('SCARD', P .. 'rooms') >= maxrooms then
+  fail('limit-exceeded', 'the server has as many rooms as it can hold; try again later')
+  return finish({})
+end
 local recs, mine, byid = {}, nil, nil
 for i = 1, #all, 2 do
   local r = cjson.decode(all[i + 1])

@@ -33,8 +33,9 @@ use serde_json::value::RawValue;
 use socketioxide::socket::Sid;
 use socketioxide::SocketIo;
 
+use crate::io::Gate;
 use crate::metrics::Metrics;
-use crate::HubConfig;
+use crate::Config;
 
 mod io;
 pub mod store;
@@ -81,6 +82,9 @@ pub enum ClusterError {
 /// Socket.IO handle for emitting through the adapter.
 pub struct Cluster {
     pub(crate) store: Store,
+    /// Limits and invite tokens, as on a single node (per node: the
+    /// connection and event limits count this node's sockets).
+    pub(crate) gate: Gate,
     node: String,
     config: ClusterConfig,
     io: OnceLock<SocketIo<ClusterAdapter>>,
@@ -102,7 +106,7 @@ pub(crate) struct Node {
 /// heartbeat and sweeper.
 pub(crate) async fn start(
     config: ClusterConfig,
-    hub: HubConfig,
+    server: &Config,
     metrics: Arc<Metrics>,
     builder: socketioxide::SocketIoBuilder,
 ) -> Result<Node, ClusterError> {
@@ -126,7 +130,8 @@ pub(crate) async fn start(
 
     let node = fresh_node_id();
     let cluster = Arc::new(Cluster {
-        store: Store::new(conn, format!("{}:", config.prefix), hub),
+        store: Store::new(conn, format!("{}:", config.prefix), server.hub.clone()),
+        gate: Gate::new(server.limits, server.invites.clone(), Arc::clone(&metrics)),
         node,
         config,
         io: OnceLock::new(),

@@ -196,13 +196,10 @@ impl Store {
         node: &str,
         fresh: &PeerId,
     ) -> Result<(Outcome, Option<Joined>), StoreError> {
-        let max = self.config.max_peers.to_string();
-        let mut r = self
-            .run(
-                &self.join,
-                &[room.as_str(), peer.map_or("", |p| p.as_str()), name.unwrap_or(""), sid, node, &max, fresh.as_str()],
-            )
-            .await?;
+        let (max, rooms) = (self.config.max_peers.to_string(), self.config.max_rooms.to_string());
+        let args =
+            [room.as_str(), peer.map_or("", |p| p.as_str()), name.unwrap_or(""), sid, node, &max, fresh.as_str(), &rooms];
+        let mut r = self.run(&self.join, &args).await?;
         let outcome = r.outcome()?;
         if outcome.refusal.is_some() {
             return Ok((outcome, None));

@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ringlet_proto::{
-    event, Ack, ErrorBody, ErrorCode, JoinAccepted, JoinRequest, LeaveReason, PeerId, PeerInfo, PeerJoined,
-    PeerLeft, RelayView, RoomId,
+    event, Ack, ErrorBody, ErrorCode, JoinAccepted, JoinRequest, LeaveReason, PeerId, PeerInfo, PeerJoined, PeerLeft,
+    RelayView, RoomId,
 };
 use serde_json::value::RawValue;
 
@@ -63,6 +63,10 @@ pub struct HubConfig {
     pub max_held_messages: usize,
     /// Held bytes per away peer.
     pub max_held_bytes: usize,
+    /// Rooms one connection may be in at once.
+    pub max_rooms_per_connection: usize,
+    /// Rooms on the server in all.
+    pub max_rooms: usize,
 }
 
 impl Default for HubConfig {
@@ -72,6 +76,8 @@ impl Default for HubConfig {
             grace: Duration::from_secs(15),
             max_held_messages: 1024,
             max_held_bytes: 1024 * 1024,
+            max_rooms_per_connection: 4,
+            max_rooms: 100_000,
         }
     }
 }
@@ -210,6 +216,24 @@ where
         let room_id = req.room_id().clone();
         let name = req.name().map(str::to_owned);
         let max_peers = self.config.max_peers;
+        // Limits first, so a refused join leaves no empty room behind.
+        let memberships = &self.conns[&key].memberships;
+        if !memberships.iter().any(|(r, _)| *r == room_id) && memberships.len() >= self.config.max_rooms_per_connection
+        {
+            let max = self.config.max_rooms_per_connection;
+            self.metrics.limit_hit(crate::metrics::Limit::RoomsPerConnection);
+            return Err(refusal(
+                ErrorCode::LimitExceeded,
+                format!("a connection may be in at most {max} rooms at once; leave one first"),
+            ));
+        }
+        if !self.rooms.contains_key(&room_id) && self.rooms.len() >= self.config.max_rooms {
+            self.metrics.limit_hit(crate::metrics::Limit::Rooms);
+            return Err(refusal(
+                ErrorCode::LimitExceeded,
+                "the server has as many rooms as it can hold; try again later",
+            ));
+        }
         let room = self.rooms.entry(room_id.clone()).or_insert_with(|| Room { peers: Vec::new() });
 
         // The same socket joining again (a client retrying): answer the same.
@@ -283,7 +307,8 @@ where
     }
 
     fn try_relay(&mut self, key: K, msg: &RelayView<'_>) -> Result<(), Refusal> {
-        let not_in_room = || refusal(ErrorCode::NotInRoom, format!("join room `{}` before relaying to it", msg.room_id));
+        let not_in_room =
+            || refusal(ErrorCode::NotInRoom, format!("join room `{}` before relaying to it", msg.room_id));
         let (room_id, room) = self.rooms.get_key_value(msg.room_id.as_ref()).ok_or_else(not_in_room)?;
         let sender = room.by_key(key).ok_or_else(not_in_room)?;
         let from = &room.peers[sender].id;
@@ -297,7 +322,8 @@ where
             None => room.peers.iter().filter(|p| &p.id != from).map(|p| p.id.clone()).collect(),
         };
         let payload: Payload = Arc::from(
-            RawValue::from_string(msg.with_from(from.as_str())).map_err(|e| refusal(ErrorCode::Internal, e.to_string()))?,
+            RawValue::from_string(msg.with_from(from.as_str()))
+                .map_err(|e| refusal(ErrorCode::Internal, e.to_string()))?,
         );
         let room_id = room_id.clone();
         let ev = msg.kind.event();
@@ -325,9 +351,13 @@ where
     /// A connection ended. `Deliberate` leaves every room at once; `Lost`
     /// keeps each place for the grace period.
     pub fn disconnect(&mut self, key: K, how: Departure) {
-        let Some(conn) = self.conns.remove(&key) else { return };
+        let Some(conn) = self.conns.remove(&key) else {
+            return;
+        };
         for (room_id, peer_id) in conn.memberships {
-            let Some(idx) = self.rooms.get(&room_id).and_then(|r| r.by_key(key)) else { continue };
+            let Some(idx) = self.rooms.get(&room_id).and_then(|r| r.by_key(key)) else {
+                continue;
+            };
             debug_assert_eq!(self.rooms[&room_id].peers[idx].id, peer_id);
             match how {
                 Departure::Deliberate => {
@@ -342,8 +372,12 @@ where
     /// A grace timer fired: if the peer is still away in that same absence,
     /// it is gone for good.
     pub fn expire(&mut self, timer: &Timer) {
-        let Some(room) = self.rooms.get(&timer.room) else { return };
-        let Some(idx) = room.by_id(timer.peer.as_str()) else { return };
+        let Some(room) = self.rooms.get(&timer.room) else {
+            return;
+        };
+        let Some(idx) = room.by_id(timer.peer.as_str()) else {
+            return;
+        };
         if matches!(room.peers[idx].presence, Presence::Away { epoch, .. } if epoch == timer.epoch) {
             self.remove_peer(&timer.room, idx, LeaveReason::Timeout);
         }
@@ -399,7 +433,10 @@ where
             match sink.send(ev, payload) {
                 Ok(()) => return Ok(()),
                 Err(SinkError::Backlogged) => {
-                    return Err(refusal(ErrorCode::PeerBacklogged, format!("peer `{to}` is not keeping up; message dropped")));
+                    return Err(refusal(
+                        ErrorCode::PeerBacklogged,
+                        format!("peer `{to}` is not keeping up; message dropped"),
+                    ));
                 }
                 Err(SinkError::Closed) => {
                     // The transport died and its close is not processed yet:
@@ -420,7 +457,11 @@ where
         };
         let size = payload.get().len();
         if held.messages.len() >= max_n || held.bytes + size > max_b {
-            return Err(refusal(ErrorCode::HeldFull, format!("peer `{to}` is reconnecting and has too much waiting; message dropped")));
+            self.metrics.limit_hit(crate::metrics::Limit::HeldMessages);
+            return Err(refusal(
+                ErrorCode::HeldFull,
+                format!("peer `{to}` is reconnecting and has too much waiting; message dropped"),
+            ));
         }
         held.messages.push_back((ev, payload.clone()));
         held.bytes += size;
@@ -464,7 +505,9 @@ where
     }
 
     fn broadcast(&mut self, room_id: &RoomId, except: &PeerId, ev: &'static str, payload: &Payload) {
-        let Some(room) = self.rooms.get(room_id) else { return };
+        let Some(room) = self.rooms.get(room_id) else {
+            return;
+        };
         let targets: Vec<PeerId> = room.peers.iter().filter(|p| &p.id != except).map(|p| p.id.clone()).collect();
         for t in targets {
             if let Err(e) = self.deliver(room_id, t.as_str(), ev, payload) {
@@ -494,6 +537,7 @@ fn accepted<K>(room_id: &RoomId, room: &Room<K>, idx: usize, resumed: bool) -> J
         polite: room.peers.iter().any(|p| p.seq < me.seq),
         ice_servers: Vec::new(),
         resumed,
+        token: None,
     }
 }
 

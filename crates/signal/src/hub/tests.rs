@@ -192,10 +192,13 @@ fn dropped_peer_gets_held_messages_in_order_after_its_ack() {
     });
     assert_eq!(order, vec![("ack", 0)], "ack before the held messages");
     let got = w.take();
-    let seqs: Vec<u64> = got.iter().map(|(to, _, v)| {
-        assert_eq!(*to, b2);
-        v["seq"].as_u64().unwrap()
-    }).collect();
+    let seqs: Vec<u64> = got
+        .iter()
+        .map(|(to, _, v)| {
+            assert_eq!(*to, b2);
+            v["seq"].as_u64().unwrap()
+        })
+        .collect();
     assert_eq!(seqs, (0..10).collect::<Vec<_>>());
     assert_eq!(w.hub.metrics.held(), 0);
 
@@ -413,4 +416,35 @@ fn a_seed_form_peer_that_drops_leaves_at_once() {
     assert_eq!(got[0].2["peerId"], jb.peer_id.as_str());
     let b2 = w.connect();
     w.join(b2, json!("r")).expect("the reload gets in");
+}
+
+#[test]
+fn rooms_per_connection_are_capped_and_a_refusal_leaves_no_room() {
+    let mut w = World::new(HubConfig { max_rooms_per_connection: 2, ..config() });
+    let a = w.connect();
+    w.join(a, json!("r1")).unwrap();
+    w.join(a, json!("r2")).unwrap();
+    // Joining one of its own rooms again is not a new room.
+    w.join(a, json!("r2")).unwrap();
+    let e = w.join(a, json!("r3")).unwrap_err();
+    assert_eq!(e.code, ErrorCode::LimitExceeded);
+    assert!(e.message.contains("at most 2 rooms"), "{}", e.message);
+    assert_eq!(w.hub.room_count(), 2, "the refused join created no room");
+    w.hub.leave(a, &RoomId::new("r1").unwrap()).unwrap();
+    w.join(a, json!("r3")).unwrap();
+}
+
+#[test]
+fn total_rooms_are_capped_but_existing_rooms_still_take_peers() {
+    let mut w = World::new(HubConfig { max_rooms: 2, ..config() });
+    let (a, b, c) = (w.connect(), w.connect(), w.connect());
+    w.join(a, json!("r1")).unwrap();
+    w.join(b, json!("r2")).unwrap();
+    assert_eq!(w.join(c, json!("r3")).unwrap_err().code, ErrorCode::LimitExceeded);
+    assert_eq!(w.hub.room_count(), 2);
+    w.join(c, json!("r1")).unwrap();
+    // A room that empties frees its slot.
+    w.hub.disconnect(b, Departure::Deliberate);
+    let d = w.connect();
+    w.join(d, json!("r3")).unwrap();
 }

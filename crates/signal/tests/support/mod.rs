@@ -129,6 +129,52 @@ impl Client {
         Client { sio, rx }
     }
 
+    /// Connects, or returns the reason the server refused the namespace
+    /// (its `connect_error` message) or the transport failed.
+    pub async fn try_connect(url: &str, tls: Option<native_tls::TlsConnector>) -> Result<Client, String> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (done_tx, done_rx) = oneshot::channel::<Result<(), String>>();
+        let done = Arc::new(Mutex::new(Some(done_tx)));
+        let on_err = Arc::clone(&done);
+        let mut builder = ClientBuilder::new(url)
+            .namespace("/signaling")
+            .transport_type(TransportType::Websocket)
+            .reconnect(false)
+            .on(Event::Connect, move |_, _| {
+                if let Some(d) = done.lock().unwrap().take() {
+                    let _ = d.send(Ok(()));
+                }
+                async {}.boxed()
+            })
+            .on(Event::Error, move |payload, _| {
+                let data = first_arg(payload);
+                if let Some(d) = on_err.lock().unwrap().take() {
+                    let _ = d.send(Err(data.to_string()));
+                }
+                async {}.boxed()
+            })
+            .on_any(move |ev, payload, _| {
+                let event = match ev {
+                    Event::Custom(s) => s,
+                    other => other.as_str().to_owned(),
+                };
+                let _ = tx.send(Received { event, data: first_arg(payload) });
+                async {}.boxed()
+            });
+        if let Some(tls) = tls {
+            builder = builder.tls_config(tls);
+        }
+        let sio = builder.connect().await.map_err(|e| e.to_string())?;
+        match tokio::time::timeout(WAIT, done_rx).await {
+            Ok(Ok(Ok(()))) => Ok(Client { sio, rx }),
+            Ok(Ok(Err(e))) => {
+                let _ = sio.disconnect().await;
+                Err(e)
+            }
+            _ => Err("neither connected nor refused in time".into()),
+        }
+    }
+
     pub async fn emit(&self, event: &str, data: Value) {
         self.sio.emit(event, data).await.expect("emit");
     }
