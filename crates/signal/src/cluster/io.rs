@@ -277,6 +277,8 @@ impl Conn {
             peer_id: joined.peer_id,
             peers: joined.peers,
             polite: joined.polite,
+            // Whatever fills `iceServers` on one node (TURN credentials)
+            // belongs here too: the ack is built the same way.
             ice_servers: Vec::new(),
             resumed: joined.how != JoinHow::Fresh,
             token: None,
