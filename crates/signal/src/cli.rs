@@ -210,8 +210,8 @@ impl Args {
                 (None, false) => crate::WebClient::Embedded,
             },
             redis: match &self.redis {
-                Some(url) if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix://")) => {
-                    return Err(format!("--redis must be a redis:// URL, got {url:?}"));
+                Some(url) if !(url.starts_with("redis://") || url.starts_with("redis+unix://")) => {
+                    return Err(format!("--redis must be a redis:// or redis+unix:// URL, got {url:?}"));
                 }
                 Some(url) if self.redis_node_ttl < Duration::from_millis(500) => {
                     return Err(format!("--redis-node-ttl must be at least 500ms for {url}"));

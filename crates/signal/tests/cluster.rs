@@ -92,7 +92,8 @@ async fn joined(url: &str, room: &str, peer: &str) -> (Client, Value) {
 }
 
 fn candidate(room: &str, i: usize) -> Value {
-    json!({"roomId": room, "candidate": {"candidate": format!("candidate:{i} 1 udp 1 192.0.2.1 {i} typ host"), "sdpMid": "0", "sdpMLineIndex": 0}})
+    let candidate = format!("candidate:{i} 1 udp 1 192.0.2.1 {i} typ host");
+    json!({"roomId": room, "candidate": {"candidate": candidate, "sdpMid": "0", "sdpMLineIndex": 0}})
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

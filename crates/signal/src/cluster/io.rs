@@ -196,7 +196,8 @@ impl Conn {
             Value::Bytes(_) => ("", true),
         };
         let Some(packet) = split_packet(text) else {
-            return reply.refuse(None, None, ErrorBody { code: ErrorCode::InvalidPayload, message: "unreadable packet".into() });
+            let e = ErrorBody { code: ErrorCode::InvalidPayload, message: "unreadable packet".into() };
+            return reply.refuse(None, None, e);
         };
         let ev = packet.event;
         let metrics = &self.cluster.metrics;
@@ -339,7 +340,8 @@ impl Conn {
             }
             None if backlogged => {
                 cluster.metrics.refused(ErrorCode::PeerBacklogged);
-                let e = ErrorBody { code: ErrorCode::PeerBacklogged, message: "a recipient is not keeping up; message dropped".into() };
+                let message = "a recipient is not keeping up; message dropped".into();
+                let e = ErrorBody { code: ErrorCode::PeerBacklogged, message };
                 reply.refuse(Some(ev), Some(room.as_str()), e);
             }
             None => {
