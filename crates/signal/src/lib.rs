@@ -173,7 +173,10 @@ impl Server {
                 .await
                 .map_err(std::io::Error::other)?;
             let layer = node.layer.clone();
-            let router = routes(Arc::clone(&metrics), config, |r| r.layer(layer));
+            let cluster = Arc::clone(&node.cluster);
+            let router = routes(Arc::clone(&metrics), config, |r| {
+                r.layer(layer).route("/healthz", get(move || cluster::health(Arc::clone(&cluster))))
+            });
             return Ok(Server { listener, local_addr, router, mode: Mode::Cluster(node), metrics });
         }
         let (router, io, shared) = app_parts(config);
@@ -254,7 +257,7 @@ fn app_parts(config: Config) -> (Router, SocketIo, Arc<io::Shared>) {
     // registered and before CONNECT goes out, so no event can arrive before
     // the handlers exist (the connect handler proper runs after CONNECT).
     sio.ns(ringlet_proto::NAMESPACE, (async || {}).with(async |_: io::Attach| Ok::<(), std::convert::Infallible>(())));
-    let router = routes(metrics, config, |r| r.layer(layer));
+    let router = routes(metrics, config, |r| r.layer(layer).route("/healthz", get(|| async { "ok\n" })));
     (router, sio, shared)
 }
 
@@ -275,8 +278,8 @@ fn sio_builder(config: &Config) -> socketioxide::SocketIoBuilder {
     builder.max_buffer_size(if config.redis.is_some() { 16 * 1024 } else { 1024 })
 }
 
-/// The HTTP routes around a Socket.IO layer (`with_sio` adds it), with the
-/// origin policy in front.
+/// The HTTP routes around a Socket.IO layer (`with_sio` adds it, and
+/// `/healthz`, which differs by mode), with the origin policy in front.
 fn routes(metrics: Arc<Metrics>, config: Config, with_sio: impl FnOnce(Router) -> Router) -> Router {
     let origins = Arc::new(config.origins);
     let cors_origins = Arc::clone(&origins);
@@ -290,7 +293,6 @@ fn routes(metrics: Arc<Metrics>, config: Config, with_sio: impl FnOnce(Router) -
 
     let m = Arc::clone(&metrics);
     let router = Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
         .route(
             "/metrics",
             get(move || {

@@ -299,3 +299,23 @@ async fn tokens_and_limits_apply_across_nodes() {
     let ack = b.join(json!({"roomId": room, "peerId": "b", "token": token})).await;
     assert_eq!(ack["ok"], true, "{ack}");
 }
+
+/// After a Redis restart the adapter's subscription is gone (it does not
+/// reconnect): the node says so on `/healthz` (503), so a load balancer
+/// stops sending it clients and an operator knows to restart it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_lost_its_fan_out_fails_its_health_check() {
+    let (mut redis, n1, _n2) = cluster(&[]);
+    assert_eq!(support::http(n1.addr, "GET", "/healthz", &[]).await.status, 200);
+    redis.restart();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let r = support::http(n1.addr, "GET", "/healthz", &[]).await;
+        if r.status == 503 {
+            assert!(r.body.contains("restart this node"), "{}", r.body);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still {} after the restart", r.status);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

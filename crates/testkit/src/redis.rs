@@ -13,26 +13,36 @@ impl RedisServer {
     /// Starts `redis-server` (Debian's package; `scripts/deps.sh test`)
     /// with no persistence, and waits until it accepts connections.
     pub fn start() -> RedisServer {
-        let port = crate::free_port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("redis-server is installed (scripts/deps.sh test)");
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let server = RedisServer { addr, child };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start on {addr}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
+        let addr = SocketAddr::from(([127, 0, 0, 1], crate::free_port()));
+        RedisServer { addr, child: spawn(addr) }
+    }
+
+    /// Kills it and starts a fresh one (empty: nothing persisted) on the
+    /// same port, as a Redis restart does.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn(self.addr);
     }
 
     pub fn url(&self) -> String {
         format!("redis://{}", self.addr)
     }
+}
+
+fn spawn(addr: SocketAddr) -> Child {
+    let child = Command::new("redis-server")
+        .args(["--port", &addr.port().to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("redis-server is installed (scripts/deps.sh test)");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not start on {addr}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
 }
 
 impl Drop for RedisServer {

@@ -92,6 +92,11 @@ pub struct Cluster {
     sockets: AtomicUsize,
     /// Set on shutdown: no more heartbeats, so the node reads as dead.
     stopping: std::sync::atomic::AtomicBool,
+    /// This node's adapter channel, and whether Redis still counts a
+    /// subscriber on it: the adapter's pub/sub connection does not
+    /// reconnect, so after a Redis restart this node hears no other node.
+    fanout_channel: OnceLock<String>,
+    fanout_lost: std::sync::atomic::AtomicBool,
     pub(crate) metrics: Arc<Metrics>,
 }
 
@@ -119,8 +124,9 @@ pub(crate) async fn start(
         .set_connection_timeout(Some(Duration::from_secs(2)))
         .set_response_timeout(Some(Duration::from_secs(5)));
     let conn = redis::aio::ConnectionManager::new_with_config(client.clone(), manager).await.map_err(connect)?;
+    let adapter_prefix = format!("{}-sio", config.prefix);
     let adapter_config = socketioxide_redis::RedisAdapterConfig::new()
-        .with_prefix(format!("{}-sio", config.prefix))
+        .with_prefix(adapter_prefix.clone())
         // Incoming fan-out waits here while this node delivers; a burst
         // from a fast sender must not overflow it (the driver would drop).
         .with_stream_buffer(64 * 1024);
@@ -138,6 +144,8 @@ pub(crate) async fn start(
         queues: Mutex::new(HashMap::new()),
         sockets: AtomicUsize::new(0),
         stopping: Default::default(),
+        fanout_channel: OnceLock::new(),
+        fanout_lost: Default::default(),
         metrics,
     });
     // Register before serving: a sweep must not take us for dead.
@@ -146,9 +154,22 @@ pub(crate) async fn start(
     let (layer, sio) = builder.with_adapter::<ClusterAdapter>(adapter).with_state(Arc::clone(&cluster)).build_layer();
     io::register(&sio).await.map_err(|e| ClusterError::Adapter(format!("{e:?}")))?;
     let _ = cluster.io.set(sio.clone());
+    // The channel the adapter subscribed for requests to this node only.
+    let channel = format!("{adapter_prefix}-request#{}#{}#", ringlet_proto::NAMESPACE, sio.config().server_id);
+    let _ = cluster.fanout_channel.set(channel);
     tokio::spawn(background(Arc::downgrade(&cluster)));
     tracing::info!(node = %cluster.node, "cluster node registered");
     Ok(Node { cluster, io: sio, layer })
+}
+
+/// `GET /healthz` of a cluster node: 503 once it cannot hear the other
+/// nodes, so a load balancer stops sending it clients.
+pub(crate) async fn health(cluster: Arc<Cluster>) -> (http::StatusCode, &'static str) {
+    if cluster.fanout_lost.load(Ordering::Relaxed) {
+        (http::StatusCode::SERVICE_UNAVAILABLE, "cluster fan-out lost (Redis restarted?); restart this node\n")
+    } else {
+        (http::StatusCode::OK, "ok\n")
+    }
 }
 
 /// socketioxide-redis needs RESP3 (push messages for pub/sub).
@@ -216,6 +237,25 @@ impl Cluster {
                 }
             }
             Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+        }
+        self.check_fanout().await;
+    }
+
+    async fn check_fanout(&self) {
+        let Some(channel) = self.fanout_channel.get() else { return };
+        let mut conn = self.store.conn();
+        let Ok((_, subscribers)) =
+            redis::cmd("PUBSUB").arg("NUMSUB").arg(channel).query_async::<(String, i64)>(&mut conn).await
+        else {
+            return;
+        };
+        let lost = subscribers == 0;
+        if lost && !self.fanout_lost.swap(true, Ordering::Relaxed) {
+            tracing::error!(
+                node = %self.node,
+                "lost the Redis adapter's subscription (Redis restarted?): this node no longer hears the others; \
+                 /healthz now fails; restart this node"
+            );
         }
     }
 
