@@ -319,3 +319,42 @@ async fn a_node_that_lost_its_fan_out_fails_its_health_check() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A peer resumes on the other node while messages keep coming: it gets
+/// every one, in order, with no gap — what was held, then what arrived
+/// while that was being handed over, then the live stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_stays_in_order_across_a_resume_on_the_other_node() {
+    const N: usize = 400;
+    let (_redis, n1, n2) = cluster(&["--grace", "30s", "--event-burst", "5000"]);
+    let proxy = Proxy::start(n1.addr).await;
+    let (a, _) = joined(&proxy.url(), "r8", "a").await;
+    let (b, _) = joined(&n2.url(), "r8", "b").await;
+    proxy.cut();
+    n2.wait_metric("ringlet_away_peers", 1).await;
+    drop(a);
+    let sender = tokio::spawn(async move {
+        for i in 0..N {
+            assert_eq!(b.request("ice-candidate", candidate("r8", i)).await["ok"], true, "message {i}");
+            if i % 50 == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        b
+    });
+    // Resume once a good part of the stream is held.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while n2.metric("ringlet_held_messages").await < 50 {
+        assert!(tokio::time::Instant::now() < deadline, "nothing held");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut a = Client::connect(&n2.url()).await;
+    let ack = a.join(json!({"roomId": "r8", "peerId": "a"})).await;
+    assert_eq!(ack["resumed"], true, "{ack}");
+    for i in 0..N {
+        let got = a.next("ice-candidate").await;
+        assert_eq!(got["candidate"]["candidate"], format!("candidate:{i} 1 udp 1 192.0.2.1 {i} typ host"), "message {i}");
+    }
+    sender.await.unwrap();
+    n2.wait_metric("ringlet_held_messages", 0).await;
+}

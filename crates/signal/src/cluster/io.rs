@@ -286,9 +286,35 @@ impl Conn {
         };
         cluster.gate.stamp(&mut accepted, now);
         reply.ack(&Ack::Ok(accepted));
-        // Right after the ack, in order, as on a single node.
-        for (ev, payload) in joined.held {
-            cluster.metrics.held_delivered();
+        // Right after the ack, in order, as on a single node; then what
+        // was held meanwhile, until Redis confirms none is left: only then
+        // do new messages go straight to the socket, behind these.
+        let (room, peer) = self.rooms.last().cloned().expect("just joined");
+        let mut held = joined.held;
+        let mut wait = Duration::from_millis(100);
+        while !held.is_empty() {
+            self.emit_held(std::mem::take(&mut held));
+            match cluster.store.flush(&room, &peer, &self.sid).await {
+                Ok(more) => held = more,
+                // Messages stay held (bounded) meanwhile; a disconnect
+                // keeps them for the next resume.
+                Err(e) if wait < Duration::from_secs(10) => {
+                    tracing::debug!(error = %e, "flush failed; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not finish handing over held messages");
+                    break;
+                }
+            }
+        }
+        cluster.apply(outcome).await;
+    }
+
+    fn emit_held(&self, held: Vec<(String, String)>) {
+        for (ev, payload) in held {
+            self.cluster.metrics.held_delivered();
             match RawValue::from_string(payload) {
                 Ok(raw) => {
                     if let Err(e) = self.socket.emit(&ev, &raw) {
@@ -298,7 +324,6 @@ impl Conn {
                 Err(e) => tracing::error!(error = %e, "a held payload is not JSON"),
             }
         }
-        cluster.apply(outcome).await;
     }
 
     async fn relay(&mut self, reply: Reply<CA>, kind: RelayKind, data: &str) {

@@ -51,11 +51,16 @@ if byid then
   else
     how = 1
     redis.call('ZREM', P .. 'deadlines', join3(room, want, rec.epoch))
+    redis.call('DECR', P .. 'away')
+  end
+  if rec.hn > 0 then
     held = redis.call('LRANGE', hkey(room, want), 0, -1)
     redis.call('DEL', hkey(room, want))
     redis.call('DECRBY', P .. 'held', rec.hn)
-    redis.call('DECR', P .. 'away')
   end
+  -- Handed over below, after the ack; until the node confirms (flush.lua),
+  -- new messages are held behind them, so none can overtake them.
+  rec.fl = (#held > 0) or nil
   rec.on, rec.sid, rec.node, rec.epoch, rec.hn, rec.hb = true, sid, node, nil, 0, 0
   if name ~= '' then rec.name = name end
   store(room, want, rec)

@@ -7,7 +7,9 @@
 -- expiry (ms). Operation arguments start at ARGV[6].
 --
 -- Keys (P = prefix):
---   P room:<room>        hash peer -> JSON {seq, name?, res, on, sid?, node?, epoch?, hn, hb}
+--   P room:<room>        hash peer -> JSON {seq, name?, res, on, fl?, sid?, node?, epoch?, hn, hb}
+--                        (fl: online but still being handed what was held;
+--                        messages keep being held until the node flushes)
 --   P held:<room>:<peer> list of "event\npayload", expiring (PEXPIRE)
 --   P deadlines          zset "room\npeer\nepoch" -> grace deadline (ms, Redis clock)
 --   P nodes              set of node ids; P node:<id> the node's heartbeat (PX)
@@ -64,7 +66,7 @@ end
 
 -- To one peer: its socket id when online (the caller emits), else held.
 local function deliver(room, peer, rec, ev, payload, sids)
-  if rec.on then table.insert(sids, rec.sid); return true end
+  if rec.on and not rec.fl then table.insert(sids, rec.sid); return true end
   if rec.hn >= MAXN or rec.hb + #payload > MAXB then
     fail('held-full', 'peer `' .. peer .. '` is reconnecting and has too much waiting; message dropped')
     return false
@@ -97,9 +99,11 @@ local function remove(room, peer, rec, reason)
     redis.call('SREM', okey(rec.node), join3(room, peer, rec.sid))
   else
     redis.call('ZREM', P .. 'deadlines', join3(room, peer, rec.epoch))
+    redis.call('DECR', P .. 'away')
+  end
+  if rec.hn > 0 then
     redis.call('DEL', hkey(room, peer))
     redis.call('DECRBY', P .. 'held', rec.hn)
-    redis.call('DECR', P .. 'away')
     dropped = dropped + rec.hn
   end
   if redis.call('EXISTS', rkey(room)) == 0 then
@@ -118,11 +122,11 @@ local function go_away(room, peer, rec)
   end
   redis.call('SREM', okey(rec.node), join3(room, peer, rec.sid))
   rec.on = false
+  rec.fl = nil
   rec.sid = nil
   rec.node = nil
   rec.epoch = redis.call('INCR', P .. 'seq')
-  rec.hn = 0
-  rec.hb = 0
+  -- What a flush had not handed over yet stays held (hn, hb and the list).
   store(room, peer, rec)
   redis.call('ZADD', P .. 'deadlines', now_ms() + GRACE, join3(room, peer, rec.epoch))
   redis.call('INCR', P .. 'away')

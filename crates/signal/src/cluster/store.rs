@@ -90,6 +90,7 @@ pub struct Store {
     leave: Script,
     sweep: Script,
     heartbeat: Script,
+    flush: Script,
 }
 
 struct Reply {
@@ -116,6 +117,18 @@ impl Reply {
             }
             _ => Err(StoreError::Reply("expected a number")),
         }
+    }
+
+    /// A count, then that many held "event\npayload" items.
+    fn held(&mut self) -> Result<Vec<(String, String)>, StoreError> {
+        let h = self.int()?;
+        let mut held = Vec::with_capacity(h.max(0) as usize);
+        for _ in 0..h {
+            let item = self.string()?;
+            let (ev, payload) = item.split_once('\n').ok_or(StoreError::Reply("bad held message"))?;
+            held.push((ev.to_owned(), payload.to_owned()));
+        }
+        Ok(held)
     }
 
     /// The common head: refusal, dropped count, sends.
@@ -153,6 +166,7 @@ impl Store {
             leave: Script::new(script!("leave.lua")),
             sweep: Script::new(script!("sweep.lua")),
             heartbeat: Script::new(script!("heartbeat.lua")),
+            flush: Script::new(script!("flush.lua")),
         }
     }
 
@@ -218,14 +232,17 @@ impl Store {
             let name = r.string()?;
             peers.push(PeerInfo { peer_id: id, name: (!name.is_empty()).then_some(name) });
         }
-        let h = r.int()?;
-        let mut held = Vec::new();
-        for _ in 0..h {
-            let item = r.string()?;
-            let (ev, payload) = item.split_once('\n').ok_or(StoreError::Reply("bad held message"))?;
-            held.push((ev.to_owned(), payload.to_owned()));
-        }
+        let held = r.held()?;
         Ok((outcome, Some(Joined { peer_id, polite, how, peers, held })))
+    }
+
+    /// After a resume's held messages were emitted: what was held
+    /// meanwhile (emit it and flush again), or nothing (the peer is now
+    /// plainly online).
+    pub async fn flush(&self, room: &RoomId, peer: &PeerId, sid: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let mut r = self.run(&self.flush, &[room.as_str(), peer.as_str(), sid]).await?;
+        r.outcome()?;
+        r.held()
     }
 
     pub async fn relay(
