@@ -237,7 +237,8 @@ impl Server {
 
 /// The HTTP application: Socket.IO on `/socket.io/`, `GET /healthz`,
 /// `GET /metrics`, the web client on `/` and `/r/<room>`, with the origin
-/// policy in front.
+/// policy in front. Single node only (`config.redis` is ignored): cluster
+/// mode connects to Redis, which [`Server::bind`] does.
 pub fn app(config: Config) -> (Router, SocketIo, Arc<Metrics>) {
     let (router, io, shared) = app_parts(config);
     (router, io, Arc::clone(&shared.metrics))
