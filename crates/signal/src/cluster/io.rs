@@ -290,21 +290,26 @@ impl Conn {
         // was held meanwhile, until Redis confirms none is left: only then
         // do new messages go straight to the socket, behind these.
         let (room, peer) = self.rooms.last().cloned().expect("just joined");
-        let mut held = joined.held;
+        let mut flushing = !joined.held.is_empty();
+        self.emit_held(joined.held);
         let mut wait = Duration::from_millis(100);
-        while !held.is_empty() {
-            self.emit_held(std::mem::take(&mut held));
+        while flushing {
             match cluster.store.flush(&room, &peer, &self.sid).await {
-                Ok(more) => held = more,
-                // Messages stay held (bounded) meanwhile; a disconnect
-                // keeps them for the next resume.
+                Ok(more) => {
+                    flushing = !more.is_empty();
+                    self.emit_held(more);
+                }
+                // Messages stay held (bounded) meanwhile.
                 Err(e) if wait < Duration::from_secs(10) => {
                     tracing::debug!(error = %e, "flush failed; retrying");
                     tokio::time::sleep(wait).await;
                     wait *= 2;
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "could not finish handing over held messages");
+                    // The peer would stay half-resumed: let the client
+                    // rejoin (its place and what is held are kept).
+                    tracing::warn!(error = %e, "could not finish handing over held messages; closing the socket");
+                    let _ = self.socket.clone().disconnect();
                     break;
                 }
             }
