@@ -112,6 +112,7 @@ fn a_call_through_the_commands_reports_its_events() {
             room: ringlet_proto::RoomId::new("cmd-room").unwrap(),
             peer_id: ringlet_proto::PeerId::new("other").unwrap(),
             name: Some("Other".into()),
+            token: None,
             ice_servers: vec![],
             speaker: None,
         };

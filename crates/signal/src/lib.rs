@@ -45,6 +45,7 @@ mod io;
 pub mod limits;
 pub mod metrics;
 pub mod tls;
+pub mod turn;
 pub mod web;
 
 pub use cluster::ClusterConfig;
@@ -54,6 +55,7 @@ pub use io::BacklogLimits;
 pub use limits::LimitConfig;
 pub use metrics::Metrics;
 pub use tls::{PeerAddr, TlsFiles};
+pub use turn::TurnConfig;
 pub use web::WebClient;
 
 /// The largest Socket.IO message read, on either transport. Anything up to

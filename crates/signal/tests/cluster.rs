@@ -26,6 +26,9 @@ impl Node {
         if extra.contains(&"--require-token") {
             child.env("RINGLET_TOKEN_SECRET", "a cluster-wide secret of enough length");
         }
+        if extra.contains(&"--turn-url") {
+            child.env("RINGLET_TURN_SECRET", "a TURN secret");
+        }
         let mut child = child
             .args(["--listen", "127.0.0.1:0", "--no-web", "--redis", &redis.url(), "--redis-node-ttl", "1s"])
             .args(extra)
@@ -270,10 +273,12 @@ async fn a_stalled_node_that_was_declared_dead_lets_its_clients_rejoin() {
 
 /// The single-node checks apply on every node: invite tokens (minted by
 /// one node, accepted by another: they share the secret), rooms per
-/// socket, and the room limit, which counts the whole cluster's rooms.
+/// socket, and the room limit, which counts the whole cluster's rooms; and
+/// the ack carries TURN credentials as on one node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_and_limits_apply_across_nodes() {
-    let (_redis, n1, n2) = cluster(&["--require-token", "--max-rooms", "1", "--max-rooms-per-socket", "1"]);
+    let limits = ["--require-token", "--max-rooms", "1", "--max-rooms-per-socket", "1"];
+    let (_redis, n1, n2) = cluster(&[&limits[..], &["--turn-url", "turn:127.0.0.1:3478"]].concat());
     let created = support::http(n1.addr, "POST", "/api/rooms", &[]).await;
     assert_eq!(created.status, 201, "{}", created.body);
     let created: Value = serde_json::from_str(&created.body).unwrap();
@@ -285,6 +290,9 @@ async fn tokens_and_limits_apply_across_nodes() {
     let ack = a.join(json!({"roomId": room, "peerId": "a", "token": token})).await;
     assert_eq!(ack["ok"], true, "a token from node 1 opens the room on node 2: {ack}");
     assert!(ack["token"].is_string(), "a fresh token in the ack: {ack}");
+    let turn = &ack["iceServers"][0];
+    assert_eq!(turn["urls"], json!(["turn:127.0.0.1:3478"]), "{ack}");
+    assert!(turn["username"].as_str().unwrap().ends_with(":a"), "a TURN credential for peer a: {ack}");
 
     // One room per socket (with a valid invite to a second room).
     let second: Value =

@@ -4,9 +4,10 @@
 //! the connection what a network does: delay it (in order, as TCP would)
 //! or cut it without a close handshake; [`Proxy::failover`] forwards each
 //! new connection to the first of several servers that accepts it, as a
-//! load balancer in front of a cluster does. [`RedisServer`] runs a
-//! throwaway `redis-server`.
+//! load balancer in front of a cluster does. [`coturn::Coturn`] is a real
+//! TURN server on loopback; [`RedisServer`] a throwaway `redis-server`.
 
+pub mod coturn;
 mod redis;
 pub use redis::RedisServer;
 

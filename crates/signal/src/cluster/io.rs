@@ -278,12 +278,15 @@ impl Conn {
             peer_id: joined.peer_id,
             peers: joined.peers,
             polite: joined.polite,
-            // Whatever fills `iceServers` on one node (TURN credentials)
-            // belongs here too: the ack is built the same way.
             ice_servers: Vec::new(),
             resumed: joined.how != JoinHow::Fresh,
             token: None,
         };
+        // Minted per ack, as on one node: a join again on the same socket
+        // is how a client refreshes its TURN credential.
+        if let Some(turn) = &cluster.store.config().turn {
+            accepted.ice_servers = turn.ice_servers(&accepted.peer_id, now);
+        }
         cluster.gate.stamp(&mut accepted, now);
         reply.ack(&Ack::Ok(accepted));
         // Right after the ack, in order, as on a single node; then what
