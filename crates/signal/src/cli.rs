@@ -135,6 +135,17 @@ pub struct Args {
     #[arg(long = "stun-url", env = "RINGLET_STUN_URL", value_delimiter = ',')]
     pub stun_url: Vec<String>,
 
+    /// Cluster mode: share rooms with other nodes through this Redis
+    /// (redis://host:port[/db], Redis 7+). Every node is equal; put them
+    /// behind any load balancer
+    #[arg(long, env = "RINGLET_REDIS")]
+    pub redis: Option<String>,
+
+    /// Cluster mode: a node silent this long is dead, and its peers start
+    /// their grace period
+    #[arg(long, env = "RINGLET_REDIS_NODE_TTL", default_value = "3s", value_parser = humantime::parse_duration)]
+    pub redis_node_ttl: Duration,
+
     /// Log format
     #[arg(long, env = "RINGLET_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -221,6 +232,16 @@ impl Args {
                 }
                 (Some(dir), false) => crate::WebClient::Dir(dir.clone()),
                 (None, false) => crate::WebClient::Embedded,
+            },
+            redis: match &self.redis {
+                Some(url) if !(url.starts_with("redis://") || url.starts_with("redis+unix://")) => {
+                    return Err(format!("--redis must be a redis:// or redis+unix:// URL, got {url:?}"));
+                }
+                Some(url) if self.redis_node_ttl < Duration::from_millis(500) => {
+                    return Err(format!("--redis-node-ttl must be at least 500ms for {url}"));
+                }
+                Some(url) => Some(crate::ClusterConfig { node_ttl: self.redis_node_ttl, ..crate::ClusterConfig::new(url) }),
+                None => None,
             },
             ..Config::default()
         })
@@ -316,6 +337,12 @@ mod tests {
         assert!(parse(&["--cors-origin", "example.com"]).config(None).is_err());
         assert!(Args::try_parse_from(["ringlet-signal", "--max-peers", "0"]).is_err());
         assert!(Args::try_parse_from(["ringlet-signal", "--grace", "soon"]).is_err());
+        let c = parse(&["--redis", "redis://127.0.0.1:6390/2", "--redis-node-ttl", "1s"]).config(None).unwrap();
+        let r = c.redis.expect("cluster mode");
+        assert_eq!(r.url, "redis://127.0.0.1:6390/2");
+        assert_eq!(r.node_ttl, Duration::from_secs(1));
+        assert!(parse(&["--redis", "127.0.0.1:6379"]).config(None).is_err());
+        assert!(parse(&[]).config(None).unwrap().redis.is_none());
     }
 
     #[test]

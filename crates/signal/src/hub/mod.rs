@@ -550,7 +550,7 @@ fn accepted<K>(room_id: &RoomId, room: &Room<K>, idx: usize, resumed: bool) -> J
 }
 
 /// A server-assigned peer id for clients that did not choose one (the seed's).
-fn fresh_peer_id() -> PeerId {
+pub(crate) fn fresh_peer_id() -> PeerId {
     use rand::Rng;
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
