@@ -70,6 +70,8 @@ fn commands_answer_and_refuse_readably() {
     assert!(e.contains("room code is not valid"), "{e}");
     let e = err_text(invoke(&w, "call_join", json!({"request": {"room": "ok-room", "peerId": "p1"}})));
     assert!(e.contains("still starting"), "no embedded server yet: {e}");
+    let e = err_text(invoke(&w, "call_new_room", json!({})));
+    assert!(e.contains("still starting"), "no embedded server yet: {e}");
     assert!(err_text(invoke(&w, "call_chat", json!({"text": "hi"}))).contains("Not in a call"));
     assert!(invoke(&w, "call_hangup", json!({})).is_ok(), "hanging up outside a call is harmless");
 
@@ -92,6 +94,10 @@ fn a_call_through_the_commands_reports_its_events() {
     let app_info = invoke(&w, "app_info", json!({})).unwrap();
     assert!(app_info["framesUrl"].as_str().unwrap().starts_with("ws://127.0.0.1:"), "{app_info}");
     assert_eq!(app_info["signal"]["Ok"]["url"], info.url);
+    // "New call" asks the embedded server for a room (it signs no invites).
+    let created = invoke(&w, "call_new_room", json!({})).unwrap();
+    assert_eq!(created["room"].as_str().map(str::len), Some(22), "{created}");
+    assert!(created["token"].is_null(), "{created}");
 
     let events: Arc<Mutex<Vec<Value>>> = Arc::default();
     let sink = Arc::clone(&events);
@@ -112,6 +118,7 @@ fn a_call_through_the_commands_reports_its_events() {
             room: ringlet_proto::RoomId::new("cmd-room").unwrap(),
             peer_id: ringlet_proto::PeerId::new("other").unwrap(),
             name: Some("Other".into()),
+            token: None,
             ice_servers: vec![],
             speaker: None,
         };

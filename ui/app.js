@@ -10,7 +10,7 @@ import { LocalMedia, playTestSound } from './media.js';
 import { WebCall } from './web-call.js';
 import { DesktopCall, DesktopMedia, LINK_EVENT, invoke, listen } from './desktop.js';
 import { FrameView } from './frame-view.js';
-import { appLink, joinTarget, newRoomId, parseJoinInput, roomFromPath, webLink } from './links.js';
+import { appLink, isValidId, joinTarget, newRoomId, parseJoinInput, roomFromPath, TOKEN_RE, tokenFromSearch, webLink } from './links.js';
 
 const $ = (id) => document.getElementById(id);
 const desktop = !!window.__TAURI__;
@@ -19,6 +19,8 @@ const NAME_KEY = 'ringlet.name';
 const ui = {
   screen: null,
   room: null,
+  /** The invite token this room's links carry (servers that require one). */
+  token: null,
   media: null,
   call: null,
   remoteVideoTrack: null,
@@ -120,10 +122,13 @@ async function copyText(text, input, status) {
 
 function lobby() {
   show('lobby');
-  $('new-call').addEventListener('click', () => {
-    const room = newRoomId();
-    if (desktop) desktopNewCall(room);
-    else location.assign(`/r/${room}`);
+  $('new-call').addEventListener('click', async () => {
+    if (desktop) {
+      desktopNewCall();
+      return;
+    }
+    const target = await webNewRoom();
+    if (target) location.assign(target);
   });
   $('join-form').addEventListener('submit', (e) => {
     e.preventDefault();
@@ -150,6 +155,31 @@ function lobby() {
   } else $('signal-status').textContent = `Calls on ${location.host} go peer to peer; this server only introduces you.`;
 }
 
+/**
+ * A new room from this server (it names the room, and signs its first
+ * invite when it requires them), as the path to go to; a room named here
+ * when the server has no such endpoint; null, with a message, when it
+ * refuses.
+ */
+async function webNewRoom() {
+  try {
+    const r = await fetch('/api/rooms', { method: 'POST' });
+    if (r.status === 201) {
+      const body = await r.json();
+      if (isValidId(body.roomId)) {
+        const token = typeof body.token === 'string' && TOKEN_RE.test(body.token) ? body.token : null;
+        return webLink('', body.roomId, token);
+      }
+    } else if (r.status === 429) {
+      $('signal-status').textContent = 'Too many new calls from your network just now; wait a minute and try again.';
+      return null;
+    }
+  } catch {
+    /* no endpoint (an older or the seed's server): name the room here */
+  }
+  return `/r/${newRoomId()}`;
+}
+
 // The desktop window: with no server set in Settings, calls meet on the
 // server built into the app; links carry its LAN address so another
 // machine on the network (app or browser) can join.
@@ -171,12 +201,19 @@ async function desktopSignalStatus() {
   if (signalInfo) status.textContent = `Calls meet on this computer's server, ${signalInfo.share_url.replace(/^https?:\/\//, '')}.`;
 }
 
-function desktopNewCall(room) {
-  if (!signalInfo) {
+async function desktopNewCall() {
+  if (!signalInfo && !appSettings?.serverUrl) {
     $('signal-status').textContent = 'The built-in server is not running yet; try again in a moment.';
     return;
   }
-  startPrejoin(room, '');
+  let created;
+  try {
+    created = await invoke('call_new_room');
+  } catch (e) {
+    $('signal-status').textContent = `Could not start a call: ${e}`;
+    return;
+  }
+  startPrejoin(created.room, '', created.token);
 }
 
 /** The server a parsed link names, as a base URL ('' when it is our own). */
@@ -187,11 +224,12 @@ function desktopServer(parsed) {
 }
 
 function desktopJoin(parsed) {
-  startPrejoin(parsed.room, desktopServer(parsed));
+  startPrejoin(parsed.room, desktopServer(parsed), parsed.token);
 }
 
-function startPrejoin(room, server) {
+function startPrejoin(room, server, token = null) {
   ui.server = server;
+  ui.token = token || null;
   prejoin(room).catch((e) => {
     console.error(e);
     problem('internal', `Could not start: ${e.message ?? e}`);
@@ -303,6 +341,11 @@ const PROBLEMS = {
   'room-full': ['This call is full', 'Ringlet calls are for two people, and two are already in this one. Ask for a new link, or start your own call.'],
   'invalid-room': ['This room link is not valid', 'Room codes are 1 to 64 letters, digits, "-" or "_". Check the link you were sent.'],
   unauthorized: ['You are not allowed in this call', 'The link may have expired. Ask for a new one.'],
+  'token-required': ['This call needs an invite', 'This server only lets in people with an invite link. Ask the person who started the call to send you the whole link.'],
+  'token-invalid': ['This invite is not valid', 'The link may be incomplete or for another call. Copy the whole link again, or ask for a new one.'],
+  'token-expired': ['This invite has expired', 'Ask the person who started the call for a new link.'],
+  'limit-exceeded': ['The server is at its limit', 'Too many calls or connections right now. Try again in a little while.'],
+  'rate-limited': ['Too much, too fast', 'The server asked this page to slow down. Reload to try again.'],
   'no-client': ['The page did not load completely', 'Reload the page.'],
 };
 
@@ -323,9 +366,9 @@ async function prejoin(room) {
   document.title = 'Ready to join? · Ringlet';
   $('room-code').textContent = room;
   const base = roomLinkBase();
-  const link = webLink(base, room);
+  const link = webLink(base, room, ui.token);
   $('share-link').value = link;
-  $('open-app').href = appLink(desktop ? base.replace(/^https?:\/\//, '') : location.host, room);
+  $('open-app').href = appLink(desktop ? base.replace(/^https?:\/\//, '') : location.host, room, ui.token);
   if (desktop) $('open-app').hidden = true; // already in the app
   $('copy-link').addEventListener('click', () => copyText(link, $('share-link'), $('copy-status')));
   $('share-link').addEventListener('focus', (e) => e.target.select());
@@ -552,8 +595,8 @@ function joinCall() {
   saveName();
   const name = $('display-name').value.trim().slice(0, 64);
   const call = desktop
-    ? new DesktopCall({ room: ui.room, name, media: ui.media, server: ui.server, frames: () => ui.frames?.stats })
-    : new WebCall({ room: ui.room, name, media: ui.media });
+    ? new DesktopCall({ room: ui.room, name, media: ui.media, server: ui.server, token: ui.token, frames: () => ui.frames?.stats })
+    : new WebCall({ room: ui.room, name, media: ui.media, token: ui.token });
   ui.call = call;
   show('call');
   $('settings-body').append($('device-pickers'));
@@ -602,7 +645,7 @@ function wireCallControls() {
     $('remote-audio').play().then(() => { $('enable-sound').hidden = true; }).catch(() => {});
   });
   $('rejoin').addEventListener('click', () => location.reload());
-  const link = webLink(roomLinkBase(), ui.room);
+  const link = webLink(roomLinkBase(), ui.room, ui.token);
   $('waiting-link').value = link;
   $('waiting-copy').addEventListener('click', () => copyText(link, $('waiting-link'), $('waiting-copy-status')));
   const remote = $('remote-video');
@@ -893,6 +936,7 @@ function start() {
     problem('invalid-room');
     return;
   }
+  ui.token = tokenFromSearch(location.search);
   prejoin(room).catch((e) => {
     console.error(e);
     problem('internal', `The page could not start: ${e.message}`);

@@ -230,9 +230,10 @@ export class DesktopCall extends Emitter {
    * @param {string} [o.server] signaling base URL ('' = the configured or built-in one)
    * @param {() => object} [o.frames] the frame view's counters
    */
-  constructor({ room, name = '', media, server = '', frames = () => null }) {
+  constructor({ room, name = '', media, server = '', token = null, frames = () => null }) {
     super();
     this.room = room;
+    this.token = token;
     this.name = name.slice(0, 64);
     this.media = media;
     this.server = server;
@@ -262,7 +263,14 @@ export class DesktopCall extends Emitter {
     this.unlisten = await listen(CALL_EVENT, (e) => this.#event(e.payload));
     try {
       await invoke('call_join', {
-        request: { server: this.server, room: this.room, peerId: this.peerId, name: this.name, speaker: this.media.prefs.speakerId || '' },
+        request: {
+          server: this.server,
+          room: this.room,
+          peerId: this.peerId,
+          name: this.name,
+          speaker: this.media.prefs.speakerId || '',
+          token: this.token || '',
+        },
       });
     } catch (e) {
       this.#fail({ code: 'join-failed', message: message(e) });

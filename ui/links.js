@@ -32,11 +32,25 @@ export function roomFromPath(pathname) {
   return isValidId(room) ? room : null;
 }
 
-/** The shareable web link of `room` on the server at `origin` (scheme://host[:port]). */
-export const webLink = (origin, room) => `${origin}/r/${room}`;
+/**
+ * An invite token as servers sign them (`<expiry>.<mac>`): only URL-safe
+ * characters, so it travels in links unescaped.
+ */
+export const TOKEN_RE = /^[A-Za-z0-9._-]{1,256}$/;
 
-/** The desktop app's deep link: ringlet://join/<host[:port]>/<room>. */
-export const appLink = (host, room) => `ringlet://join/${host}/${room}`;
+const withToken = (link, token) => (token ? `${link}?t=${token}` : link);
+
+/** The token a link's query carries (`?t=...`), if it is well formed. */
+export function tokenFromSearch(search) {
+  const t = new URLSearchParams(search || '').get('t');
+  return t && TOKEN_RE.test(t) ? t : null;
+}
+
+/** The shareable web link of `room` on the server at `origin` (scheme://host[:port]). */
+export const webLink = (origin, room, token) => withToken(`${origin}/r/${room}`, token);
+
+/** The desktop app's deep link: ringlet://join/<host[:port]>/<room>[?t=<token>]. */
+export const appLink = (host, room, token) => withToken(`ringlet://join/${host}/${room}`, token);
 
 /** A host[:port] as URL authorities write it, with nothing else in it. */
 const HOST_RE = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/;
@@ -45,10 +59,11 @@ const BAD = 'That is not a Ringlet link or room code. Paste a link like https://
 
 /**
  * What someone typed or pasted into the join box, as
- * `{ok:true, room, host?, protocol?}` (host is absent for a bare code: this
- * server) or `{ok:false, message}` with a message a person can act on.
- * Accepted: `http(s)://host/r/<room>`, `ringlet://join/<host>/<room>`, a
- * bare room code.
+ * `{ok:true, room, host?, protocol?, token?}` (host is absent for a bare
+ * code: this server; token when the link carries an invite) or
+ * `{ok:false, message}` with a message a person can act on.
+ * Accepted: `http(s)://host/r/<room>[?t=<token>]`,
+ * `ringlet://join/<host>/<room>[?t=<token>]`, a bare room code.
  */
 export function parseJoinInput(input) {
   const s = String(input ?? '').trim();
@@ -58,7 +73,7 @@ export function parseJoinInput(input) {
   if (scheme === 'ringlet') {
     // ringlet://join/<host>/<room>: parsed by hand, as URL() treats
     // non-special schemes' authorities inconsistently across engines.
-    const m = /^ringlet:\/\/join\/([^/?#]+)\/([^/?#]+)\/?$/i.exec(s);
+    const m = /^ringlet:\/\/join\/([^/?#]+)\/([^/?#]+)\/?(\?[^#]*)?$/i.exec(s);
     if (!m) return { ok: false, message: 'That ringlet:// link is incomplete: it should look like ringlet://join/host:port/room.' };
     if (!HOST_RE.test(m[1])) return { ok: false, message: `"${m[1]}" is not a server address.` };
     let room;
@@ -68,7 +83,7 @@ export function parseJoinInput(input) {
       return { ok: false, message: BAD };
     }
     if (!isValidId(room)) return { ok: false, message: 'The room in that link is not valid: room codes are 1-64 letters, digits, - or _.' };
-    return { ok: true, room, host: m[1].toLowerCase() };
+    return withLinkToken({ ok: true, room, host: m[1].toLowerCase() }, m[3]);
   }
   if (scheme === 'http' || scheme === 'https') {
     let url;
@@ -84,10 +99,18 @@ export function parseJoinInput(input) {
         ? { ok: false, message: 'The room in that link is not valid: room codes are 1-64 letters, digits, - or _.' }
         : { ok: false, message: 'That link does not point at a room: a room link ends in /r/<room>.' };
     }
-    return { ok: true, room, host: url.host, protocol: url.protocol };
+    return withLinkToken({ ok: true, room, host: url.host, protocol: url.protocol }, url.search);
   }
   if (scheme) return { ok: false, message: `Ringlet links start with https://, http:// or ringlet://, not ${scheme}:.` };
   return { ok: false, message: BAD };
+}
+
+/** Adds the link's invite token, or says why it is unusable. */
+function withLinkToken(parsed, search) {
+  if (!search || !new URLSearchParams(search).has('t')) return parsed;
+  const token = tokenFromSearch(search);
+  if (!token) return { ok: false, message: 'The invite in that link is damaged: copy the whole link again.' };
+  return { ...parsed, token };
 }
 
 /**
@@ -96,7 +119,7 @@ export function parseJoinInput(input) {
  * (or names no server), else the full URL of the other server.
  */
 export function joinTarget(parsed, here) {
-  const path = `/r/${parsed.room}`;
+  const path = withToken(`/r/${parsed.room}`, parsed.token);
   if (!parsed.host || parsed.host === here.host) return path;
   // A ringlet:// link carries no scheme: use this page's.
   const protocol = parsed.protocol || here.protocol;

@@ -17,7 +17,11 @@
 //   reconnect we rejoin with the same peerId and re-send our last
 //   description if it may have been missed; an app-level heartbeat notices
 //   a frozen server in seconds;
-// - an ICE restart after 3 s `disconnected`, or at once on `failed`.
+// - an ICE restart after 3 s `disconnected`, or at once on `failed`;
+// - the ack's `iceServers` (STUN, and TURN with a short-lived credential)
+//   merged with our own; well before the credential expires we join again
+//   on the same socket (the server mints a fresh one) and restart ICE with
+//   it (`setConfiguration` + `restartIce`), see ice-servers.js.
 //
 // The UI (app.js) sees only this object's state, events and methods; the
 // desktop backend will offer the same surface over Tauri commands.
@@ -25,6 +29,7 @@
 import { Emitter } from './emitter.js';
 import { RemoteCandidates, iceUfrag, sameDescription } from './negotiation.js';
 import { randomId } from './links.js';
+import { mergeIceServers, refreshDelayMs, turnExpiry } from './ice-servers.js';
 
 /** Outgoing signaling messages kept while disconnected (the oldest go first). */
 const MAX_QUEUED_OUT = 4096;
@@ -33,6 +38,8 @@ const HEARTBEAT_EVERY_MS = 2000;
 const HEARTBEAT_TIMEOUT_MS = 4000;
 const ICE_RESTART_AFTER_MS = 3000;
 const MAX_CHAT_CHARS = 4000;
+/** How long after an unanswered credential refresh to ask again. */
+const REFRESH_RETRY_MS = 10_000;
 
 /** A peer id for this tab and room, kept across reloads of the tab (sessionStorage). */
 function stablePeerId(room) {
@@ -69,10 +76,13 @@ export class WebCall extends Emitter {
    * @param {string} [o.name] display name
    * @param {import('./media.js').LocalMedia} o.media
    * @param {string} [o.server] signaling base URL ('' = this page's origin)
+   * @param {RTCIceServer[]} [o.iceServers] our own STUN/TURN servers, besides the join ack's
+   * @param {string|null} [o.token] invite token from the link
    */
-  constructor({ room, name = '', media, server = '' }) {
+  constructor({ room, name = '', media, server = '', iceServers = [], token = null }) {
     super();
     this.room = room;
+    this.token = token;
     this.name = name.slice(0, 64);
     this.media = media;
     this.server = server;
@@ -81,7 +91,10 @@ export class WebCall extends Emitter {
     /** A reused id may still hold a seat from this tab's previous page. */
     this.peerIdReused = reused;
     this.polite = false;
-    this.iceServers = [];
+    this.configuredIceServers = iceServers;
+    /** What the peer connection uses: ours, then the join ack's. */
+    this.iceServers = mergeIceServers(iceServers, []);
+    this.refreshTimer = null;
     this.socket = null;
     this.joined = false;
     this.joinedOnce = false;
@@ -102,7 +115,7 @@ export class WebCall extends Emitter {
     this.counters = {
       rejoins: 0, iceRestarts: 0, offersSent: 0, answersSent: 0, rollbacks: 0, collisionsIgnored: 0,
       repeatsIgnored: 0, candidatesSent: 0, candidatesReceived: 0, candidatesApplied: 0, candidateErrors: 0,
-      dataFramesReceived: 0, sessions: 0, warnings: 0, staleSeatsReleased: 0,
+      dataFramesReceived: 0, sessions: 0, warnings: 0, staleSeatsReleased: 0, iceRefreshes: 0,
     };
     /** performance.timeOrigin-based ms of milestones, for the benchmark. */
     this.marks = { joinAck: null, bothInRoom: null, offerSent: null, remoteDescription: null, answerSent: null, connected: null, dataOpen: null };
@@ -216,6 +229,8 @@ export class WebCall extends Emitter {
       signalingState: s?.pc.signalingState ?? null,
       localUfrag: iceUfrag(s?.lastLocal?.sdp),
       remoteUfrag: iceUfrag(s?.lastRemote?.sdp),
+      /** The TURN usernames in use (`<expiry>:<peerId>`; never the credentials). */
+      iceUsernames: this.iceServers.map((x) => x.username).filter(Boolean),
       /** The labels of the tracks our senders carry now (device switches replace them). */
       sending: {
         audio: s?.transceivers.audio?.sender.track?.label ?? null,
@@ -285,10 +300,16 @@ export class WebCall extends Emitter {
     if (this.out.length > MAX_QUEUED_OUT) this.out.shift();
   }
 
-  #join() {
-    if (this.ended) return;
+  #joinParams() {
     const params = { roomId: this.room, peerId: this.peerId };
     if (this.name) params.name = this.name;
+    if (this.token) params.token = this.token;
+    return params;
+  }
+
+  #join() {
+    if (this.ended) return;
+    const params = this.#joinParams();
     this.socket.timeout(JOIN_TIMEOUT_MS).emit('join', params, (err, ack) => {
       if (this.ended) return;
       if (err) {
@@ -307,6 +328,8 @@ export class WebCall extends Emitter {
       this.#fail({ code: e.code, message: e.message });
       return;
     }
+    // A fresh invite for rejoins: the link's may expire during a long call.
+    if (typeof ack.token === 'string') this.token = ack.token;
     if (!this.joinedOnce && ack.resumed && this.peerIdReused && !this.staleReset) {
       // Our id still held a seat from this tab's previous page (a reload):
       // the other side's session with it is dead. Leave and join afresh,
@@ -322,7 +345,8 @@ export class WebCall extends Emitter {
     this.joinedOnce = true;
     this.signaling = 'joined';
     this.polite = !!ack.polite;
-    this.iceServers = Array.isArray(ack.iceServers) ? ack.iceServers : [];
+    // A rejoin's servers reach a live connection at its next gathering.
+    this.#useAckedServers(ack.iceServers, false);
     const now = performance.timeOrigin + performance.now();
     if (!rejoin) this.marks.joinAck = now;
     if (rejoin) {
@@ -351,6 +375,58 @@ export class WebCall extends Emitter {
     for (const [ev, payload] of queued) this.socket.emit(ev, payload);
     this.#startHeartbeat();
     this.#changed();
+  }
+
+  /**
+   * Takes a join ack's ICE servers: schedules the refresh of their
+   * credential and hands them to the live peer connection (with `restart`,
+   * an ICE restart gathers with them at once: new TURN allocations need an
+   * unexpired credential).
+   */
+  #useAckedServers(acked, restart) {
+    const next = mergeIceServers(this.configuredIceServers, Array.isArray(acked) ? acked : []);
+    const changed = JSON.stringify(next) !== JSON.stringify(this.iceServers);
+    this.iceServers = next;
+    clearTimeout(this.refreshTimer);
+    this.refreshTimer = null;
+    const expiry = turnExpiry(next);
+    if (expiry !== null) {
+      const delay = refreshDelayMs(expiry, Date.now());
+      if (delay === null) this.#warn('the server\'s TURN credential has already expired by our clock (clock skew?)');
+      else this.refreshTimer = setTimeout(() => this.#refreshIceServers(), delay);
+    }
+    const s = this.session;
+    if (!changed || !s || s.pc.signalingState === 'closed') return;
+    try {
+      s.pc.setConfiguration({ ...s.pc.getConfiguration(), iceServers: next });
+    } catch (e) {
+      this.#warn(`new ICE servers not applied: ${e?.message ?? e}`);
+      return;
+    }
+    if (restart) {
+      this.counters.iceRefreshes++;
+      this.restartIce('fresh TURN credentials');
+    }
+  }
+
+  /** Joins again on the same socket: the server answers with the same place and a fresh credential. */
+  #refreshIceServers() {
+    this.refreshTimer = null;
+    // While disconnected the rejoin brings fresh servers anyway.
+    if (this.ended || !this.joined || !this.socket?.connected) return;
+    this.socket.timeout(JOIN_TIMEOUT_MS).emit('join', this.#joinParams(), (err, ack) => {
+      if (this.ended) return;
+      if (err || ack?.ok !== true) {
+        // The credential in hand works until it expires: ask again later
+        // (a rejoin, if it comes first, brings another anyway).
+        this.#warn(`credential refresh: ${err ? 'no ack' : ack?.error?.message ?? 'refused'}`);
+        if (!this.refreshTimer) this.refreshTimer = setTimeout(() => this.#refreshIceServers(), REFRESH_RETRY_MS);
+        return;
+      }
+      if (typeof ack.token === 'string') this.token = ack.token;
+      this.#useAckedServers(ack.iceServers, true);
+      this.#changed();
+    });
   }
 
   #lost(reason) {
@@ -839,6 +915,7 @@ export class WebCall extends Emitter {
 
   #shutdown() {
     this.#stopHeartbeat();
+    clearTimeout(this.refreshTimer);
     this.#closeSession();
     if (this.signaling !== 'refused') this.signaling = 'closed';
     this.joined = false;

@@ -182,6 +182,33 @@ pub fn media_stop(shell: State<'_, Shell>) {
     std::thread::spawn(move || drop(local));
 }
 
+/// The server a call uses: the link's, else the one in Settings, else the
+/// built-in one.
+fn server_for(requested: &str, settings: &Settings, shell: &Shell) -> Result<String, String> {
+    if !requested.trim().is_empty() {
+        Ok(requested.trim().to_string())
+    } else if !settings.server_url.trim().is_empty() {
+        Ok(settings.server_url.trim().to_string())
+    } else {
+        match lock(&shell.signal).clone() {
+            Some(Ok(info)) => Ok(info.url),
+            Some(Err(e)) => Err(format!("The built-in server is not running ({e}); set a server in Settings.")),
+            None => Err("The built-in server is still starting; try again in a moment.".into()),
+        }
+    }
+}
+
+/// A new room to share, from the server calls will meet on
+/// (`{room, token?}`): a server that requires invites names the room and
+/// signs its first token.
+#[tauri::command]
+pub async fn call_new_room<R: Runtime>(app: AppHandle<R>, shell: State<'_, Shell>) -> Result<serde_json::Value, String> {
+    let settings = crate::load_settings(&app);
+    let server = server_for("", &settings, &shell)?;
+    let new = ringlet_session::call::rooms::create_room(&server).await.map_err(|e| e.to_string())?;
+    Ok(serde_json::json!({ "room": new.room, "token": new.token }))
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JoinRequest {
@@ -194,6 +221,9 @@ pub struct JoinRequest {
     pub name: String,
     #[serde(default)]
     pub speaker: String,
+    /// The invite token the link carried, if any.
+    #[serde(default)]
+    pub token: String,
 }
 
 /// Joins a call with the running local media. Events arrive as
@@ -206,17 +236,7 @@ pub async fn call_join<R: Runtime>(app: AppHandle<R>, shell: State<'_, Shell>, r
     let room = RoomId::new(request.room.trim()).map_err(|_| "This room code is not valid: 1-64 letters, digits, '-' or '_'.".to_string())?;
     let peer_id = PeerId::new(request.peer_id).map_err(|e| format!("Peer id: {e}"))?;
     let settings = crate::load_settings(&app);
-    let server = if !request.server.trim().is_empty() {
-        request.server.trim().to_string()
-    } else if !settings.server_url.trim().is_empty() {
-        settings.server_url.trim().to_string()
-    } else {
-        match lock(&shell.signal).clone() {
-            Some(Ok(info)) => info.url,
-            Some(Err(e)) => return Err(format!("The built-in server is not running ({e}); set a server in Settings.")),
-            None => return Err("The built-in server is still starting; try again in a moment.".into()),
-        }
-    };
+    let server = server_for(&request.server, &settings, &shell)?;
     let local = shell.local()?;
     let hub = shell.hub().await?;
     let name = request.name.trim();
@@ -225,6 +245,7 @@ pub async fn call_join<R: Runtime>(app: AppHandle<R>, shell: State<'_, Shell>, r
         room,
         peer_id,
         name: (!name.is_empty()).then(|| name.chars().take(64).collect()),
+        token: Some(request.token.trim().to_owned()).filter(|t| !t.is_empty()),
         ice_servers: settings.ice_servers.clone(),
         speaker: (!request.speaker.is_empty()).then_some(request.speaker),
     };

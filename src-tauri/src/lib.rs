@@ -87,6 +87,7 @@ pub fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R
         commands::media_use,
         commands::media_state_now,
         commands::media_stop,
+        commands::call_new_room,
         commands::call_join,
         commands::call_chat,
         commands::call_restart_ice,

@@ -4,6 +4,8 @@
 // helpers for the web client that ringlet-signal serves at /r/<room>.
 
 import { spawn } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { createServer as createTcpServer } from 'node:net';
 import { existsSync, accessSync, mkdtempSync, readFileSync, rmSync, constants as fsConstants } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -12,6 +14,7 @@ import readline from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { until } from '../common/until.mjs';
 
 export const HERE = dirname(fileURLToPath(import.meta.url));
 
@@ -41,7 +44,7 @@ export function binFromEnv(name) {
 /** Resolves null after `ms` without keeping the process alive (for races). */
 const nullAfter = (ms) => new Promise((resolve) => setTimeout(() => resolve(null), ms).unref());
 
-export { until } from '../common/until.mjs';
+export { until };
 
 // ------------------------------------------------------------ page server
 
@@ -302,4 +305,46 @@ export function joinTime(peer) {
   if (joined && joined.others && joined.others.length > 0) return joined.t_ms;
   const pj = peer.find('peer_joined');
   return pj ? pj.t_ms : null;
+}
+
+// ------------------------------------------------------------ TURN
+
+/** A port free for both UDP and TCP on loopback. */
+async function freePort() {
+  for (;;) {
+    const udp = createSocket('udp4');
+    const port = await new Promise((resolve) => udp.bind(0, '127.0.0.1', () => resolve(udp.address().port)));
+    const tcpFree = await new Promise((resolve) => {
+      const s = createTcpServer().once('error', () => resolve(false)).listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+    });
+    udp.close();
+    if (tcpFree) return port;
+  }
+}
+
+/** coturn (Debian `turnserver`) on loopback with TURN REST auth; `stop()` kills it and removes its directory. */
+export async function startCoturn(secret) {
+  const dir = mkdtempSync(join(tmpdir(), 'ringlet-coturn-'));
+  const port = await freePort();
+  const relay = Math.min(await freePort(), 65_535 - 64);
+  const log = join(dir, 'turn.log');
+  const proc = spawn('turnserver', [
+    '-n', '--no-cli', '--no-tls', '--no-dtls', '--simple-log', '--verbose', '--realm=ringlet',
+    '--listening-ip=127.0.0.1', '--relay-ip=127.0.0.1', '--allow-loopback-peers',
+    `--listening-port=${port}`, `--min-port=${relay}`, `--max-port=${relay + 63}`,
+    '--use-auth-secret', `--static-auth-secret=${secret}`,
+    `--log-file=${log}`, `--pidfile=${join(dir, 'turn.pid')}`, `--userdb=${join(dir, 'turndb')}`,
+  ], { stdio: 'ignore' });
+  const read = () => (existsSync(log) ? readFileSync(log, 'utf8') : '');
+  await until('coturn to listen', () => read().includes('UDP listener opened on') || proc.exitCode !== null, 10_000);
+  if (proc.exitCode !== null) throw new Error(`turnserver exited:\n${read()}`);
+  return {
+    url: `turn:127.0.0.1:${port}`,
+    log: read,
+    stop: async () => {
+      proc.kill('SIGKILL');
+      await new Promise((r) => (proc.exitCode !== null || proc.signalCode ? r() : proc.once('exit', r)));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }

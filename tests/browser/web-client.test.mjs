@@ -588,6 +588,44 @@ describe('the web client served by ringlet-signal', () => {
 
   // ------------------------------------------------------------ the server goes away
 
+  it('a server that requires invites: "New call" gets a room and token from it, the shared link lets a guest in, a link without the token is turned away readably', { timeout: 120_000 }, async () => {
+    const server = await h.startSignal(env.signalBin, [], { extra: ['--require-token', '--token-secret', 'browser test secret, long enough'] });
+    const [host, guest, stranger] = [await newPage(), await newPage(), await newPage()];
+    try {
+      await host.goto(`${server.url}/`);
+      await host.click('#new-call');
+      await host.waitForURL(/\/r\/[A-Za-z0-9_-]{22}\?t=\d+\.[A-Za-z0-9_-]+$/, { timeout: JOIN_WAIT });
+      const url = new URL(host.url());
+      const room = url.pathname.slice(3);
+      await h.until('the host page to start its devices', async () => (await state(host)).media?.started, JOIN_WAIT);
+      const shared = await host.inputValue('#share-link');
+      assert.equal(shared, `${server.url}/r/${room}${url.search}`, 'the shared link carries the invite');
+      assert.match(await host.getAttribute('#open-app', 'href'), new RegExp(`^ringlet://join/[^/]+/${room}\\?t=`));
+      await join(host, 'Host');
+
+      await guest.goto(shared);
+      await h.until('the guest page to start its devices', async () => (await state(guest)).media?.started, JOIN_WAIT);
+      await join(guest, 'Guest');
+      await h.until('host and guest connected with video both ways', async () => {
+        const [a, b] = [await call(host), await call(guest)];
+        return a.status === 'connected' && b.status === 'connected' && decoded(a) >= MIN_FRAMES && decoded(b) >= MIN_FRAMES;
+      }, MEDIA_WAIT).catch(async (e) => { throw await withDiag(e, { host, guest }); });
+
+      // The same room without the invite: a readable refusal, not a hang.
+      await stranger.goto(`${server.url}/r/${room}`);
+      await h.until('the stranger page to start its devices', async () => (await state(stranger)).media?.started, JOIN_WAIT);
+      await stranger.fill('#display-name', 'Stranger');
+      await stranger.click('#join-button');
+      await stranger.waitForSelector('#problem-title:visible', { timeout: JOIN_WAIT });
+      assert.equal(await stranger.textContent('#problem-title'), 'This call needs an invite');
+      assert.equal((await call(host)).status, 'connected', 'the call goes on');
+      await assertClean(host);
+    } finally {
+      for (const p of [host, guest, stranger]) await p.close();
+      await server.stop();
+    }
+  });
+
   it('a server that is down: the page says it cannot reach it, and joins when it is back', { timeout: 60_000 }, async () => {
     const server = await h.startSignal(env.signalBin);
     const page = await newPage();

@@ -4,7 +4,7 @@
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { appLink, isValidId, joinTarget, newRoomId, parseJoinInput, roomFromPath, webLink } from '../../ui/links.js';
+import { appLink, isValidId, joinTarget, newRoomId, parseJoinInput, roomFromPath, tokenFromSearch, webLink } from '../../ui/links.js';
 import { MAX_QUEUED_CANDIDATES, RemoteCandidates, iceUfrag, sameDescription } from '../../ui/negotiation.js';
 
 describe('room links (ui/links.js)', () => {
@@ -70,6 +70,28 @@ describe('room links (ui/links.js)', () => {
     assert.equal(webLink('http://h:1', 'abc'), 'http://h:1/r/abc');
     assert.equal(appLink('h:1', 'abc'), 'ringlet://join/h:1/abc');
   });
+
+  it('carries an invite token through every link form', () => {
+    const token = '1800000060.AbC-_9';
+    assert.equal(webLink('http://h:1', 'abc', token), `http://h:1/r/abc?t=${token}`);
+    assert.equal(appLink('h:1', 'abc', token), `ringlet://join/h:1/abc?t=${token}`);
+    assert.deepEqual(parseJoinInput(`https://calls.example.org/r/abc?t=${token}`), { ok: true, room: 'abc', host: 'calls.example.org', protocol: 'https:', token });
+    assert.deepEqual(parseJoinInput(`ringlet://join/10.0.0.2:3000/abc?t=${token}`), { ok: true, room: 'abc', host: '10.0.0.2:3000', token });
+    assert.deepEqual(parseJoinInput(`ringlet://join/10.0.0.2:3000/abc/?t=${token}`), { ok: true, room: 'abc', host: '10.0.0.2:3000', token });
+    // Other query parameters are not an invite.
+    assert.deepEqual(parseJoinInput('https://h/r/abc?utm=x'), { ok: true, room: 'abc', host: 'h', protocol: 'https:' });
+    const here = { host: '127.0.0.1:3000', protocol: 'http:' };
+    assert.equal(joinTarget(parseJoinInput(`http://127.0.0.1:3000/r/abc?t=${token}`), here), `/r/abc?t=${token}`);
+    assert.equal(joinTarget(parseJoinInput(`ringlet://join/10.0.0.2:3000/abc?t=${token}`), here), `http://10.0.0.2:3000/r/abc?t=${token}`);
+    assert.equal(tokenFromSearch(`?t=${token}`), token);
+    assert.equal(tokenFromSearch('?t=<script>'), null);
+    assert.equal(tokenFromSearch(''), null);
+    for (const bad of ['https://h/r/abc?t=a%20b', 'ringlet://join/h/abc?t=', 'ringlet://join/h/abc?t=x"y']) {
+      const r = parseJoinInput(bad);
+      assert.equal(r.ok, false, bad);
+      assert.match(r.message, /invite in that link is damaged/, bad);
+    }
+  });
 });
 
 describe('negotiation bookkeeping (ui/negotiation.js), as the engine\'s Negotiator', () => {
@@ -133,5 +155,32 @@ describe('negotiation bookkeeping (ui/negotiation.js), as the engine\'s Negotiat
     assert.ok(!sameDescription(a, { type: 'answer', sdp: a.sdp }));
     assert.ok(!sameDescription(a, { type: 'offer', sdp: sdp('B') }));
     assert.ok(!sameDescription(null, a));
+  });
+});
+
+describe('ICE servers from the join ack', async () => {
+  const { mergeIceServers, turnExpiry, refreshDelayMs } = await import('../../ui/ice-servers.js');
+  const server = (urls, username) => (username ? { urls, username, credential: 'pw' } : { urls });
+
+  it('keeps the page\'s servers first and skips an acked repeat', () => {
+    const mine = [server(['stun:s.example:3478']), server(['turn:t.example:3478'], 'me')];
+    const acked = [server(['turn:t.example:3478'], '1:a'), server(['turn:u.example:3478'], '1:a')];
+    assert.deepEqual(mergeIceServers(mine, acked), [...mine, acked[1]]);
+    assert.deepEqual(mergeIceServers([], acked), acked);
+    assert.deepEqual(mergeIceServers(mine, []), mine);
+  });
+
+  it('finds the earliest TURN REST expiry', () => {
+    assert.equal(turnExpiry([]), null);
+    assert.equal(turnExpiry([server(['stun:s:1']), server(['turn:t:1'], 'static-user')]), null);
+    assert.equal(turnExpiry([server(['turn:a:1'], '1700000600:alice'), server(['turn:b:1'], '1700000300:alice')]), 1700000300);
+  });
+
+  it('refreshes well before expiry, scaled to what is left', () => {
+    assert.equal(refreshDelayMs(3600, 0), 2880_000);
+    assert.equal(refreshDelayMs(5, 0), 4000);
+    assert.equal(refreshDelayMs(1, 700), 300);
+    assert.equal(refreshDelayMs(10, 10_000), null);
+    assert.equal(refreshDelayMs(10, 11_000), null);
   });
 });

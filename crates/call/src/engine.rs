@@ -24,12 +24,20 @@ use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use crate::negotiation::{CandidateAction, DescriptionAction, Negotiator};
 use crate::signaling::{SignalEvent, Signaling, SignalingConfig};
 
+/// How long after an unanswered credential refresh to ask again.
+const REFRESH_RETRY: Duration = Duration::from_secs(10);
+
 /// How a call behaves.
 #[derive(Debug, Clone)]
 pub struct CallConfig {
     pub signaling: SignalingConfig,
-    /// STUN/TURN servers; none needed on one LAN.
+    /// STUN/TURN servers; none needed on one LAN. The join ack's servers
+    /// (with short-lived TURN credentials, refreshed before they expire)
+    /// are added to these.
     pub ice_servers: Vec<ringlet_proto::IceServer>,
+    /// Which candidates ICE may use: `Relay` sends everything through TURN
+    /// (hides the addresses; tests prove the relay path with it).
+    pub ice_policy: IcePolicy,
     /// Local UDP address to gather on (`0.0.0.0:0` = every interface).
     pub udp_bind: String,
     /// The pause between ICE connectivity checks. The library's 200 ms
@@ -49,6 +57,7 @@ impl CallConfig {
         CallConfig {
             signaling,
             ice_servers: Vec::new(),
+            ice_policy: IcePolicy::All,
             udp_bind: "0.0.0.0:0".into(),
             ice_check_interval: Duration::from_millis(20),
             ice_restart_after: Duration::from_secs(3),
@@ -57,10 +66,22 @@ impl CallConfig {
     }
 }
 
+/// Which ICE candidates a call may use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum IcePolicy {
+    /// Host, server-reflexive and relay candidates.
+    #[default]
+    All,
+    /// Relay (TURN) candidates only.
+    Relay,
+}
+
 /// What the engine reports, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CallEvent {
-    Joined { peer_id: PeerId, polite: bool, others: Vec<PeerId>, rejoin: bool },
+    /// `token`: a fresh invite token from a server that signs them, for
+    /// links shared from now on.
+    Joined { peer_id: PeerId, polite: bool, others: Vec<PeerId>, rejoin: bool, token: Option<String> },
     Refused { code: String, message: String },
     PeerJoined(PeerId),
     PeerLeft { peer_id: PeerId, reason: String },
@@ -114,6 +135,11 @@ pub struct CallStats {
     pub candidate_errors: u64,
     pub ice_restarts: u64,
     pub rejoins: u64,
+    /// Fresh ICE server credentials applied (each with an ICE restart).
+    pub ice_refreshes: u64,
+    /// The candidate types (`host`, `srflx`, `prflx`, `relay`) of the
+    /// selected pair, local and remote.
+    pub selected_pair: Option<(String, String)>,
     /// The congestion controller's target, bits per second (what the
     /// encoder should produce).
     pub target_bitrate_bps: u64,
@@ -166,6 +192,8 @@ impl Call {
             next_generation: 0,
             pc_tx,
             disconnected_since: None,
+            acked_servers: Vec::new(),
+            refresh_at: None,
             stats: CallStats::default(),
             media: None,
             target: None,
@@ -329,6 +357,10 @@ struct Actor {
     next_generation: u64,
     pc_tx: mpsc::UnboundedSender<(u64, PcEvent)>,
     disconnected_since: Option<Instant>,
+    /// The ICE servers from the latest join ack.
+    acked_servers: Vec<ringlet_proto::IceServer>,
+    /// When to ask the server for fresh TURN credentials.
+    refresh_at: Option<Instant>,
     stats: CallStats,
     /// Our mute state, once the app set one.
     media: Option<(bool, bool)>,
@@ -351,6 +383,21 @@ fn network_quality(report: &rtc::statistics::report::RTCStatsReport, st: &mut Ca
         .filter(|p| p.nominated && p.current_round_trip_time > 0.0)
         .map(|p| p.current_round_trip_time * 1e3)
         .next();
+    // The transport names its selected pair; the pair names its candidates
+    // by the agent's ids, which the report keys with a prefix. A remote
+    // candidate learned from a check (peer-reflexive) has no entry.
+    use rtc::statistics::report::RTCStatsReportEntry as E;
+    let kind = |prefix: &str, id: &str| match report.get(id).or_else(|| report.get(&format!("{prefix}{id}"))) {
+        Some(E::LocalCandidate(c) | E::RemoteCandidate(c)) => Some(c.candidate_type.to_string()),
+        _ => None,
+    };
+    st.selected_pair = report.transport().and_then(|t| match report.get(&t.selected_candidate_pair_id) {
+        Some(E::IceCandidatePair(p)) => Some((
+            kind("RTCLocalIceCandidate_", &p.local_candidate_id)?,
+            kind("RTCRemoteIceCandidate_", &p.remote_candidate_id).unwrap_or_else(|| "prflx".into()),
+        )),
+        _ => None,
+    });
     for i in report.inbound_rtp_streams() {
         st.bytes_received += i.bytes_received;
         st.packets_received += i.received_rtp_stream_stats.packets_received;
@@ -445,7 +492,16 @@ impl Actor {
                         break;
                     }
                 },
-                _ = tick.tick() => self.check_ice().await,
+                _ = tick.tick() => {
+                    self.check_ice().await;
+                    if self.refresh_at.is_some_and(|t| Instant::now() >= t) {
+                        // Asked again later unless the answer (which
+                        // reschedules) comes: a refusal or a lost ack.
+                        self.refresh_at = Some(Instant::now() + REFRESH_RETRY);
+                        tracing::debug!("asking for fresh ICE server credentials");
+                        self.signaling.refresh();
+                    }
+                }
                 Some(()) = keyframe_rx.recv() => {
                     while keyframe_rx.try_recv().is_ok() {}
                     self.emit(CallEvent::KeyframeRequested);
@@ -456,8 +512,14 @@ impl Actor {
 
     async fn on_signal(&mut self, e: SignalEvent) {
         match e {
+            SignalEvent::Refreshed(accepted) => {
+                // Fresh credentials: new allocations (this restart's, and any
+                // later network change's) need an unexpired one.
+                self.use_acked_servers(accepted.ice_servers, true).await;
+            }
             SignalEvent::Joined { accepted, rejoin } => {
                 self.polite = accepted.polite;
+                self.use_acked_servers(accepted.ice_servers.clone(), false).await;
                 self.stats.rejoins += u64::from(rejoin);
                 let others: Vec<PeerId> = accepted.peers.iter().map(|p| p.peer_id.clone()).collect();
                 self.emit(CallEvent::Joined {
@@ -465,6 +527,7 @@ impl Actor {
                     polite: accepted.polite,
                     others: others.clone(),
                     rejoin,
+                    token: accepted.token.clone(),
                 });
                 if let Some(s) = &self.session {
                     // Resume: the peer connection lived on; re-send our last
@@ -518,6 +581,54 @@ impl Actor {
         }
     }
 
+    /// The peer connection's configuration: our servers plus the ack's,
+    /// and the candidate policy.
+    fn rtc_configuration(&self) -> rtc::peer_connection::configuration::RTCConfiguration {
+        use rtc::peer_connection::configuration::{RTCIceServer, RTCIceTransportPolicy};
+        let servers: Vec<RTCIceServer> = crate::ice_servers::merge(&self.config.ice_servers, &self.acked_servers)
+            .into_iter()
+            .map(|s| RTCIceServer {
+                urls: s.urls,
+                username: s.username.unwrap_or_default(),
+                credential: s.credential.unwrap_or_default(),
+            })
+            .collect();
+        let policy = match self.config.ice_policy {
+            IcePolicy::All => RTCIceTransportPolicy::All,
+            IcePolicy::Relay => RTCIceTransportPolicy::Relay,
+        };
+        RTCConfigurationBuilder::new().with_ice_servers(servers).with_ice_transport_policy(policy).build()
+    }
+
+    /// Takes the servers of a join ack: schedules their refresh, and hands
+    /// them to a running peer connection. webrtc-rs applies a new
+    /// configuration at the next gathering: with `restart` that is the ICE
+    /// restart made here; without (a rejoin), the next negotiation.
+    async fn use_acked_servers(&mut self, servers: Vec<ringlet_proto::IceServer>, restart: bool) {
+        let changed = servers != self.acked_servers;
+        self.acked_servers = servers;
+        self.refresh_at = crate::ice_servers::expiry(&self.acked_servers).and_then(|expiry| {
+            let wait = crate::ice_servers::refresh_in(expiry, std::time::SystemTime::now());
+            if wait.is_none() {
+                tracing::warn!(expiry, "the server's TURN credential has already expired by our clock (clock skew?)");
+            }
+            wait.map(|w| Instant::now() + w)
+        });
+        if !changed {
+            return;
+        }
+        let config = self.rtc_configuration();
+        let Some(s) = &self.session else { return };
+        if let Err(e) = s.pc.set_configuration(config).await {
+            self.emit(CallEvent::Warning(format!("new ICE servers not applied: {e}")));
+            return;
+        }
+        if restart {
+            self.stats.ice_refreshes += 1;
+            self.restart_ice().await;
+        }
+    }
+
     async fn open_session(&mut self, remote: Option<PeerId>, offerer: bool) -> Result<(), String> {
         self.next_generation += 1;
         let generation = self.next_generation;
@@ -552,25 +663,34 @@ impl Actor {
             // pair is then peer-reflexive, which rtc-ice would otherwise
             // hold back for a full second before selecting it (measured:
             // 1.7 s instead of ~0.2 s in half the browser-first calls).
-            .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
+            .with_prflx_acceptance_min_wait(Some(Duration::ZERO));
+        // Relay-only: rtc-ice holds a relay pair back 2 s in case a direct
+        // one works out, and there is nothing better to wait for (measured:
+        // a relay call took 2.1 s to connect, each ICE restart 2 s more).
+        // And webrtc 0.21.1's driver sends a TURN-relayed packet only at its
+        // next wake-up (it drains the relayer before the core's writes), so
+        // while nothing else flows each DTLS flight waited ~200-400 ms for a
+        // timer: DTLS took 1.4 s. A 50 ms keepalive is such a wake-up
+        // (measured: 0.3 s), at ~20 small STUN packets a second each way.
+        let setting = match self.config.ice_policy {
+            IcePolicy::Relay => setting.with_relay_acceptance_min_wait(Some(Duration::ZERO)).with_ice_timeouts(
+                Some(Duration::from_secs(3)),
+                Some(Duration::from_secs(7)),
+                Some(Duration::from_millis(50)),
+            ),
+            IcePolicy::All => setting,
+        };
+        // With short-lived TURN credentials, an ICE restart rebinds the
+        // sockets: the old allocations are released and new ones made with
+        // the fresh credential. Without it, webrtc-rs re-signs the live
+        // allocation with the new username, which RFC 8656 forbids and coturn
+        // answers 441 (Wrong Credentials): its refreshes then fail and the
+        // allocation lapses after its lifetime (measured with coturn 4.6).
+        let setting = setting
+            .with_discard_local_candidates_during_ice_restart(crate::ice_servers::expiry(&self.acked_servers).is_some())
             .build();
-        let mut rtc_config = RTCConfigurationBuilder::new();
-        if !self.config.ice_servers.is_empty() {
-            let servers = self
-                .config
-                .ice_servers
-                .iter()
-                .map(|s| rtc::peer_connection::configuration::RTCIceServer {
-                    urls: s.urls.clone(),
-                    username: s.username.clone().unwrap_or_default(),
-                    credential: s.credential.clone().unwrap_or_default(),
-                    ..Default::default()
-                })
-                .collect();
-            rtc_config = rtc_config.with_ice_servers(servers);
-        }
         let pc = PeerConnectionBuilder::new()
-            .with_configuration(rtc_config.build())
+            .with_configuration(self.rtc_configuration())
             .with_setting_engine(setting)
             .with_media_engine(me)
             .with_interceptor_registry(registry)
@@ -580,8 +700,9 @@ impl Actor {
             .await
             .map_err(|e| format!("cannot create the peer connection: {e}"))?;
         let pc: Arc<dyn PeerConnection> = Arc::new(pc);
-        self.stats = CallStats { rejoins: self.stats.rejoins, ..CallStats::default() };
+        self.stats = CallStats { rejoins: self.stats.rejoins, ice_refreshes: self.stats.ice_refreshes, ..CallStats::default() };
         let (track, ssrc) = crate::video::local_track()?;
+        tracing::debug!(target: "ringlet_call::video", ssrc, "our video SSRC");
         let sender = pc
             .add_track(track.clone() as Arc<dyn webrtc::media_stream::track_local::TrackLocal>)
             .await

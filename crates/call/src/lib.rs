@@ -26,14 +26,16 @@ pub mod audio;
 pub mod congestion;
 pub mod control;
 pub mod engine;
+pub mod ice_servers;
 pub mod media_path;
 pub mod negotiation;
+pub mod rooms;
 pub mod signaling;
 pub mod video;
 
 pub use audio::{AudioPacket, AudioSender};
 pub use control::DataMessage;
 pub use media_path::{MediaSender, RemoteClock, SenderReport};
-pub use engine::{Call, CallConfig, CallEvent, CallStats};
+pub use engine::{Call, CallConfig, CallEvent, CallStats, IcePolicy};
 pub use signaling::{SignalEvent, Signaling, SignalingConfig};
 pub use video::{VideoFrame, VideoSender};

@@ -75,6 +75,9 @@ impl SignalingConfig {
 pub enum SignalEvent {
     /// A join (or rejoin after a reconnect) was accepted.
     Joined { accepted: JoinAccepted, rejoin: bool },
+    /// A [`Signaling::refresh`] was answered: the same place, fresh ICE
+    /// server credentials.
+    Refreshed(JoinAccepted),
     /// The join was refused; the client stops (room full, bad token …).
     Refused(ErrorBody),
     PeerJoined(PeerJoined),
@@ -91,6 +94,7 @@ enum Outgoing {
     Description(SessionDescription, Option<PeerId>),
     Candidate(IceCandidate, Option<PeerId>),
     Leave(oneshot::Sender<()>),
+    Refresh,
 }
 
 /// Handle to the signaling client; dropping it stops the client.
@@ -114,6 +118,13 @@ impl Signaling {
 
     pub fn send_candidate(&self, candidate: IceCandidate, to: Option<PeerId>) {
         let _ = self.tx.send(Outgoing::Candidate(candidate, to));
+    }
+
+    /// Joins again on the same connection: the server answers with the same
+    /// place and freshly minted TURN credentials (`SignalEvent::Refreshed`).
+    /// Dropped while disconnected: the rejoin brings fresh ones anyway.
+    pub fn refresh(&self) {
+        let _ = self.tx.send(Outgoing::Refresh);
     }
 
     /// Says `leave` (if connected) and stops the client.
@@ -217,7 +228,7 @@ fn outgoing_to_wire(config: &SignalingConfig, m: &Outgoing) -> Option<(&'static 
             let msg = CandidateMessage { room_id, candidate: c.clone(), to: to.clone(), from: None };
             (event::ICE_CANDIDATE, serde_json::to_value(msg).ok()?)
         }
-        Outgoing::Leave(_) => return None,
+        Outgoing::Leave(_) | Outgoing::Refresh => return None,
     };
     Some(v)
 }
@@ -236,6 +247,16 @@ fn translate(name: &str, v: Value) -> Option<SignalEvent> {
     }
 }
 
+/// Keeps the invite token an ack carries (a server that requires them
+/// hands out a fresh one): later joins, a rejoin or a credential refresh,
+/// still pass once the first token has expired.
+fn adopt_token(config: &mut SignalingConfig, join: &mut Value, accepted: &JoinAccepted) {
+    if let Some(token) = &accepted.token {
+        config.token = Some(token.clone());
+        join["token"] = Value::String(token.clone());
+    }
+}
+
 /// Why a session with the server ended.
 enum End {
     Lost(String),
@@ -244,7 +265,7 @@ enum End {
 }
 
 async fn supervise(
-    config: SignalingConfig,
+    mut config: SignalingConfig,
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
     events: mpsc::UnboundedSender<SignalEvent>,
 ) {
@@ -252,7 +273,7 @@ async fn supervise(
     let mut backoff = config.backoff.0;
     let mut joined_once = false;
     loop {
-        match session(&config, &mut rx, &events, &mut queue, joined_once).await {
+        match session(&mut config, &mut rx, &events, &mut queue, joined_once).await {
             End::Stop | End::Refused => return,
             End::Lost(reason) => {
                 tracing::info!(%reason, "signaling lost; reconnecting");
@@ -281,6 +302,9 @@ async fn supervise(
 }
 
 fn enqueue(queue: &mut VecDeque<Outgoing>, m: Outgoing, max: usize) {
+    if matches!(m, Outgoing::Refresh) {
+        return;
+    }
     queue.push_back(m);
     if queue.len() > max {
         queue.pop_front();
@@ -289,7 +313,7 @@ fn enqueue(queue: &mut VecDeque<Outgoing>, m: Outgoing, max: usize) {
 }
 
 async fn session(
-    config: &SignalingConfig,
+    config: &mut SignalingConfig,
     rx: &mut mpsc::UnboundedReceiver<Outgoing>,
     events: &mpsc::UnboundedSender<SignalEvent>,
     queue: &mut VecDeque<Outgoing>,
@@ -307,7 +331,7 @@ async fn session(
 }
 
 async fn run(
-    config: &SignalingConfig,
+    config: &mut SignalingConfig,
     client: &Client,
     raw: &mut mpsc::UnboundedReceiver<Raw>,
     rx: &mut mpsc::UnboundedReceiver<Outgoing>,
@@ -331,10 +355,11 @@ async fn run(
         token: config.token.clone(),
         name: config.name.clone(),
     };
-    let join = serde_json::to_value(&params).expect("serializable");
-    match request(client, event::JOIN, join, config.timeout).await {
+    let mut join = serde_json::to_value(&params).expect("serializable");
+    match request(client, event::JOIN, join.clone(), config.timeout).await {
         Ok(v) => match serde_json::from_value::<Ack<JoinAccepted>>(v) {
             Ok(Ack::Ok(accepted)) => {
+                adopt_token(config, &mut join, &accepted);
                 let _ = events.send(SignalEvent::Joined { accepted, rejoin });
             }
             Ok(Ack::Err(e)) => {
@@ -350,6 +375,7 @@ async fn run(
     let mut heartbeat = tokio::time::interval(config.heartbeat_every);
     heartbeat.tick().await;
     let (hb_tx, mut hb_rx) = mpsc::unbounded_channel::<Result<(), String>>();
+    let (refresh_tx, mut refresh_rx) = mpsc::unbounded_channel::<Result<Ack<JoinAccepted>, String>>();
     loop {
         while let Some(m) = queue.front() {
             if let Some((ev, v)) = outgoing_to_wire(config, m) {
@@ -386,7 +412,29 @@ async fn run(
                     let _ = done.send(());
                     return End::Stop;
                 }
+                Some(Outgoing::Refresh) => {
+                    // Like the heartbeat, off the loop: events keep flowing
+                    // while the ack is on its way.
+                    let (c, tx, t, join) = (client.clone(), refresh_tx.clone(), config.timeout, join.clone());
+                    tokio::spawn(async move {
+                        let r = request(&c, event::JOIN, join, t).await.and_then(|v| {
+                            serde_json::from_value::<Ack<JoinAccepted>>(v).map_err(|e| format!("unreadable join ack: {e}"))
+                        });
+                        let _ = tx.send(r);
+                    });
+                }
                 Some(m) => queue.push_back(m),
+            },
+            r = refresh_rx.recv() => match r {
+                Some(Ok(Ack::Ok(accepted))) => {
+                    adopt_token(config, &mut join, &accepted);
+                    let _ = events.send(SignalEvent::Refreshed(accepted));
+                }
+                // The place is kept either way; the credential in hand
+                // works until it expires, and a later rejoin brings another.
+                Some(Ok(Ack::Err(e))) => tracing::warn!(code = %e.code, message = %e.message, "credential refresh refused"),
+                Some(Err(e)) => tracing::warn!(error = %e, "credential refresh failed"),
+                None => {}
             },
             r = hb_rx.recv() => {
                 if let Some(Err(e)) = r { return End::Lost(e); }

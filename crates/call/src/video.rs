@@ -96,6 +96,7 @@ pub(crate) fn spawn_feedback_reader(track: Arc<TrackLocalStaticSample>, keyframe
         while let Some(e) = track.poll().await {
             if let TrackLocalEvent::OnRtcpPacket(packets) = e {
                 if packets.iter().any(|p| is_keyframe_request(p.as_ref())) {
+                    tracing::debug!("keyframe requested by the peer");
                     let _ = keyframe_wanted.send(());
                 }
             }
@@ -168,7 +169,10 @@ pub(crate) fn spawn_reader(
     tokio::spawn(async move {
         let ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
         let pli = |t: Arc<dyn TrackRemote>| async move {
-            let _ = t.write_rtcp(vec![Box::new(PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc })]).await;
+            tracing::debug!(ssrc, "asking the peer for a keyframe (PLI)");
+            if let Err(e) = t.write_rtcp(vec![Box::new(PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc })]).await {
+                tracing::debug!(error = %e, "PLI not sent");
+            }
         };
         // The first frames may have been sent before we could decode them.
         pli(track.clone()).await;

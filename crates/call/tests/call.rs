@@ -537,3 +537,112 @@ async fn decoded_at(sizes: &mut tokio::sync::mpsc::UnboundedReceiver<(usize, usi
         n += usize::from(s == want);
     }
 }
+
+/// A cluster node on its own runtime and thread, so that killing it
+/// drops every task and socket at once, as a crash does (no goodbye to
+/// Redis or to clients).
+struct CrashableNode {
+    addr: std::net::SocketAddr,
+    kill: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CrashableNode {
+    fn start(redis_url: &str) -> CrashableNode {
+        let mut cluster = ringlet_signal::ClusterConfig::new(redis_url);
+        cluster.node_ttl = Duration::from_secs(1);
+        let config = Config { listen: "127.0.0.1:0".parse().unwrap(), redis: Some(cluster), ..Config::default() };
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (kill, killed) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+            let server = rt.block_on(Server::bind(config)).expect("node starts");
+            addr_tx.send(server.local_addr()).unwrap();
+            rt.spawn(server.run(std::future::pending()));
+            let _ = killed.recv();
+            rt.shutdown_background();
+        });
+        let addr = addr_rx.recv().expect("node address");
+        CrashableNode { addr, kill: Some(kill), thread: Some(thread) }
+    }
+
+    fn crash(&mut self) {
+        self.kill.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for CrashableNode {
+    fn drop(&mut self) {
+        self.crash();
+    }
+}
+
+/// Two `ringlet-signal` nodes sharing one `redis-server`, a load balancer
+/// in front: peer a reaches node 1 through it, peer b talks to node 2.
+/// Node 1 crashes mid-call; a's engine reconnects through the balancer to
+/// node 2, rejoins, and the call goes on: media and data never stop, b
+/// never hears a leave, and an ICE restart afterwards (signaling through
+/// node 2 both ways) succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_survives_its_signaling_node_dying() {
+    use ringlet_call::AudioPacket;
+    use ringlet_media::{OpusEncoder, ToneSource};
+
+    logs();
+    let redis = ringlet_testkit::RedisServer::start();
+    let mut n1 = CrashableNode::start(&redis.url());
+    let n2 = CrashableNode::start(&redis.url());
+    let balancer = Proxy::failover(vec![n1.addr, n2.addr]).await;
+
+    let (a, mut a_rx) = peer_via(&balancer.url(), "cluster-call", "a");
+    until(&mut a_rx, "a joined", |e| matches!(e, CallEvent::Joined { .. })).await;
+    let (b, mut b_rx) = peer(n2.addr, "cluster-call", "b");
+    until(&mut a_rx, "a's data channel", |e| matches!(e, CallEvent::DataOpen)).await;
+    until(&mut b_rx, "b's data channel", |e| matches!(e, CallEvent::DataOpen)).await;
+
+    let mut b_audio = b.take_remote_audio().unwrap();
+    let heard = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = Arc::clone(&heard);
+    tokio::spawn(async move {
+        while b_audio.recv().await.is_some() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    let sender = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            let (mut tone, mut enc) = (ToneSource::default(), OpusEncoder::new(32_000).unwrap());
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            for i in 0..1500u32 {
+                tick.tick().await;
+                a.audio().send(AudioPacket::outgoing(enc.encode(&tone.next_frame()).unwrap()));
+                if i % 5 == 0 {
+                    a.send(format!("tick {i}"));
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let heard_before = heard.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(heard_before >= 50, "only {heard_before} audio packets before the crash");
+
+    n1.crash();
+    until(&mut a_rx, "a lost node 1", |e| matches!(e, CallEvent::SignalingLost(_))).await;
+    until(&mut a_rx, "a rejoined on node 2", |e| matches!(e, CallEvent::Joined { rejoin: true, .. })).await;
+    let heard_at_rejoin = heard.load(std::sync::atomic::Ordering::Relaxed);
+    let seen = until(&mut b_rx, "data after the move", |e| matches!(e, CallEvent::Data(_))).await;
+    assert!(!seen.iter().any(|e| matches!(e, CallEvent::PeerLeft { .. })), "{seen:?}");
+
+    // Signaling works through node 2 both ways: an ICE restart completes.
+    restart_rounds(&a, &mut a_rx, &b, &mut b_rx, 1, false).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let heard_after = heard.load(std::sync::atomic::Ordering::Relaxed) - heard_at_rejoin;
+    assert!(heard_after >= 40, "only {heard_after} audio packets after the move");
+    assert!(stats(&a).await.rejoins >= 1);
+    sender.abort();
+    a.hangup().await;
+    b.hangup().await;
+}

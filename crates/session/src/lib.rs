@@ -18,6 +18,7 @@
 //!     room: RoomId::new("room-1")?,
 //!     peer_id: PeerId::new("alice")?,
 //!     name: Some("Alice".into()),
+//!     token: None,
 //!     ice_servers: vec![],
 //!     speaker: None,
 //! };
@@ -30,6 +31,8 @@
 
 /// The media crate, for the sources a session starts from.
 pub use ringlet_media as media;
+/// The call engine, for what a shell asks a server directly (new rooms).
+pub use ringlet_call as call;
 
 pub mod devices;
 pub mod frames;

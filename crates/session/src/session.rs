@@ -22,6 +22,8 @@ pub struct SessionConfig {
     pub room: RoomId,
     pub peer_id: PeerId,
     pub name: Option<String>,
+    /// The invite token from the link, for servers that require one.
+    pub token: Option<String>,
     pub ice_servers: Vec<IceServer>,
     /// Output device id; `None` for the system default.
     pub speaker: Option<String>,
@@ -32,7 +34,14 @@ pub struct SessionConfig {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "kebab-case", rename_all_fields = "camelCase")]
 pub enum SessionEvent {
-    Joined { peer_id: String, others: Vec<String>, rejoin: bool },
+    /// `token`: the server's fresh invite token, when it signs them.
+    Joined {
+        peer_id: String,
+        others: Vec<String>,
+        rejoin: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+    },
     Refused { code: String, message: String },
     PeerJoined { peer_id: String },
     PeerLeft { peer_id: String, reason: String },
@@ -56,10 +65,11 @@ pub enum SessionEvent {
 impl SessionEvent {
     fn from_call(e: CallEvent) -> Option<SessionEvent> {
         Some(match e {
-            CallEvent::Joined { peer_id, others, rejoin, .. } => SessionEvent::Joined {
+            CallEvent::Joined { peer_id, others, rejoin, token, .. } => SessionEvent::Joined {
                 peer_id: peer_id.to_string(),
                 others: others.iter().map(|p| p.to_string()).collect(),
                 rejoin,
+                token,
             },
             CallEvent::Refused { code, message } => SessionEvent::Refused { code, message },
             CallEvent::PeerJoined(p) => SessionEvent::PeerJoined { peer_id: p.to_string() },
@@ -140,6 +150,7 @@ impl Session {
         let playout = AudioPlayout::shared().map_err(|e| crate::SessionError::Media(e.to_string()))?;
         let mut signaling = SignalingConfig::new(config.server.clone(), config.room.clone(), config.peer_id.clone());
         signaling.name = config.name.clone();
+        signaling.token = config.token.clone();
         let mut call_config = CallConfig::new(signaling);
         call_config.ice_servers = config.ice_servers.clone();
         let (call, mut call_events) = Call::start(call_config);

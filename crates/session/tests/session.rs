@@ -97,6 +97,7 @@ async fn two_desktop_sessions_call_each_other() {
                 room: RoomId::new("desk").unwrap(),
                 peer_id: PeerId::new(id).unwrap(),
                 name: Some(id.into()),
+                token: None,
                 ice_servers: vec![],
                 speaker: None,
             };

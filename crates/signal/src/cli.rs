@@ -113,6 +113,39 @@ pub struct Args {
     #[arg(long, env = "RINGLET_NO_WEB")]
     pub no_web: bool,
 
+    /// A TURN server URL for the join ack, e.g. `turn:turn.example.com:3478`,
+    /// `turn:host:3478?transport=tcp` or `turns:host:5349` (repeatable). Each
+    /// join gets a credential by the TURN REST scheme, signed with
+    /// --turn-secret (coturn: `use-auth-secret`)
+    #[arg(long = "turn-url", env = "RINGLET_TURN_URL", value_delimiter = ',', requires = "turn_secret")]
+    pub turn_url: Vec<String>,
+
+    /// The secret shared with the TURN server (coturn `static-auth-secret`).
+    /// Prefer the environment variable: a command line is visible to others
+    #[arg(long, env = "RINGLET_TURN_SECRET", hide_env_values = true, requires = "turn_url")]
+    pub turn_secret: Option<String>,
+
+    /// How long a minted TURN credential stays valid; clients refresh it
+    /// shortly before it expires
+    #[arg(long, env = "RINGLET_TURN_TTL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub turn_ttl: Duration,
+
+    /// A STUN server URL for the join ack, e.g. `stun:stun.example.com:3478`
+    /// (repeatable)
+    #[arg(long = "stun-url", env = "RINGLET_STUN_URL", value_delimiter = ',')]
+    pub stun_url: Vec<String>,
+
+    /// Cluster mode: share rooms with other nodes through this Redis
+    /// (redis://host:port[/db], Redis 7+). Every node is equal; put them
+    /// behind any load balancer
+    #[arg(long, env = "RINGLET_REDIS")]
+    pub redis: Option<String>,
+
+    /// Cluster mode: a node silent this long is dead, and its peers start
+    /// their grace period
+    #[arg(long, env = "RINGLET_REDIS_NODE_TTL", default_value = "3s", value_parser = humantime::parse_duration)]
+    pub redis_node_ttl: Duration,
+
     /// Log format
     #[arg(long, env = "RINGLET_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -147,6 +180,7 @@ impl Args {
             }
             Origins::List(list)
         };
+        let turn = self.turn_config()?;
         let invites = match (self.require_token, &self.token_secret) {
             (true, Some(secret)) => Some(
                 crate::Invites::new(secret.as_bytes().to_vec(), self.token_ttl, true)
@@ -174,6 +208,7 @@ impl Args {
                 max_held_bytes: self.max_held_bytes,
                 max_rooms_per_connection: self.max_rooms_per_socket as usize,
                 max_rooms: self.max_rooms as usize,
+                turn,
             },
             limits: crate::LimitConfig {
                 connections_per_ip: self.max_conns_per_ip,
@@ -198,8 +233,51 @@ impl Args {
                 (Some(dir), false) => crate::WebClient::Dir(dir.clone()),
                 (None, false) => crate::WebClient::Embedded,
             },
+            redis: match &self.redis {
+                Some(url) if !(url.starts_with("redis://") || url.starts_with("redis+unix://")) => {
+                    return Err(format!("--redis must be a redis:// or redis+unix:// URL, got {url:?}"));
+                }
+                Some(url) if self.redis_node_ttl < Duration::from_millis(500) => {
+                    return Err(format!("--redis-node-ttl must be at least 500ms for {url}"));
+                }
+                Some(url) => Some(crate::ClusterConfig { node_ttl: self.redis_node_ttl, ..crate::ClusterConfig::new(url) }),
+                None => None,
+            },
             ..Config::default()
         })
+    }
+}
+
+impl Args {
+    /// `--turn-url`, `--turn-secret`, `--turn-ttl`, `--stun-url` → what the
+    /// hub puts in each join ack (none when neither kind of URL is given).
+    fn turn_config(&self) -> Result<Option<std::sync::Arc<crate::TurnConfig>>, String> {
+        let scheme_ok = |u: &str, schemes: &[&str]| schemes.iter().any(|s| u.starts_with(s) && u.len() > s.len());
+        for u in &self.turn_url {
+            if !scheme_ok(u, &["turn:", "turns:"]) {
+                return Err(format!("--turn-url must start with turn: or turns:, got {u:?}"));
+            }
+        }
+        for u in &self.stun_url {
+            if !scheme_ok(u, &["stun:", "stuns:"]) {
+                return Err(format!("--stun-url must start with stun: or stuns:, got {u:?}"));
+            }
+        }
+        if self.turn_secret.as_deref().is_some_and(str::is_empty) {
+            return Err("--turn-secret must not be empty".into());
+        }
+        if self.turn_ttl < Duration::from_secs(1) {
+            return Err("--turn-ttl must be at least 1s".into());
+        }
+        if self.turn_url.is_empty() && self.stun_url.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(std::sync::Arc::new(crate::TurnConfig {
+            urls: self.turn_url.clone(),
+            secret: self.turn_secret.clone().unwrap_or_default(),
+            ttl: self.turn_ttl,
+            stun_urls: self.stun_url.clone(),
+        })))
     }
 }
 
@@ -259,6 +337,12 @@ mod tests {
         assert!(parse(&["--cors-origin", "example.com"]).config(None).is_err());
         assert!(Args::try_parse_from(["ringlet-signal", "--max-peers", "0"]).is_err());
         assert!(Args::try_parse_from(["ringlet-signal", "--grace", "soon"]).is_err());
+        let c = parse(&["--redis", "redis://127.0.0.1:6390/2", "--redis-node-ttl", "1s"]).config(None).unwrap();
+        let r = c.redis.expect("cluster mode");
+        assert_eq!(r.url, "redis://127.0.0.1:6390/2");
+        assert_eq!(r.node_ttl, Duration::from_secs(1));
+        assert!(parse(&["--redis", "127.0.0.1:6379"]).config(None).is_err());
+        assert!(parse(&[]).config(None).unwrap().redis.is_none());
     }
 
     #[test]
@@ -301,6 +385,30 @@ mod tests {
         assert!(parse(&["--max-events-per-sec=-1"]).config(None).is_err());
         assert!(Args::try_parse_from(["ringlet-signal", "--tls-cert", "c.pem"]).is_err());
         assert!(Args::try_parse_from(["ringlet-signal", "--max-rooms-per-socket", "0"]).is_err());
+    }
+
+    #[test]
+    fn turn_flags() {
+        assert!(parse(&[]).config(None).unwrap().hub.turn.is_none());
+        let c = parse(&[
+            "--turn-url", "turn:127.0.0.1:3478", "--turn-url", "turns:turn.example:5349?transport=tcp",
+            "--turn-secret", "s", "--turn-ttl", "10m", "--stun-url", "stun:127.0.0.1:3478",
+        ])
+        .config(None)
+        .unwrap();
+        let t = c.hub.turn.unwrap();
+        assert_eq!(t.urls, ["turn:127.0.0.1:3478", "turns:turn.example:5349?transport=tcp"]);
+        assert_eq!((t.secret.as_str(), t.ttl), ("s", Duration::from_secs(600)));
+        assert_eq!(t.stun_urls, ["stun:127.0.0.1:3478"]);
+        assert_eq!(parse(&["--turn-url", "turn:h:1", "--turn-secret", "s"]).config(None).unwrap().hub.turn.unwrap().ttl, Duration::from_secs(3600));
+        // STUN alone needs no secret.
+        assert!(parse(&["--stun-url", "stun:h:3478"]).config(None).unwrap().hub.turn.unwrap().urls.is_empty());
+        // A URL without its secret, or a secret without a URL, is a mistake.
+        assert!(Args::try_parse_from(["ringlet-signal", "--turn-url", "turn:h:1"]).is_err());
+        assert!(Args::try_parse_from(["ringlet-signal", "--turn-secret", "s"]).is_err());
+        assert!(parse(&["--turn-url", "http://h:1", "--turn-secret", "s"]).config(None).is_err());
+        assert!(parse(&["--stun-url", "turn:h:1"]).config(None).is_err());
+        assert!(parse(&["--turn-url", "turn:h:1", "--turn-secret", "s", "--turn-ttl", "0s"]).config(None).is_err());
     }
 
     #[test]

@@ -27,10 +27,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::Mutex;
-use ringlet_proto::{event, Ack, ErrorBody, ErrorCode, ErrorEvent, JoinRequest, LeaveRequest, RelayKind, RelayView};
+use ringlet_proto::{
+    event, Ack, ErrorBody, ErrorCode, ErrorEvent, JoinAccepted, JoinRequest, LeaveRequest, RelayKind, RelayView,
+};
 use serde::de::{IgnoredAny, SeqAccess, Visitor};
 use serde_json::value::RawValue;
-use socketioxide::adapter::LocalAdapter;
+use socketioxide::adapter::{Adapter, LocalAdapter};
 use socketioxide::extract::{AckSender, SocketRef, State};
 use socketioxide::handler::{FromConnectParts, FromDisconnectParts, FromMessage, FromMessageParts};
 use socketioxide::socket::{DisconnectReason, Sid, Socket};
@@ -64,10 +66,17 @@ pub struct Shared {
     pub(crate) hub: Mutex<Hub<Sid, SocketSink>>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) backlog: BacklogLimits,
+    pub(crate) gate: Gate,
+}
+
+/// Who may connect, send and join: the limits and invite tokens, the same
+/// for the single-node path and cluster mode (`crate::cluster`).
+pub(crate) struct Gate {
     pub(crate) limits: LimitConfig,
     /// Present when joins need an invite token.
     pub(crate) invites: Option<Invites>,
-    pub(crate) guard: Mutex<Guard>,
+    guard: Mutex<Guard>,
+    metrics: Arc<Metrics>,
 }
 
 /// What the limits remember: connections per address, and each
@@ -93,7 +102,8 @@ impl Shared {
         limits: LimitConfig,
         invites: Option<Invites>,
     ) -> Self {
-        Shared { hub: Mutex::new(hub), metrics, backlog, limits, invites, guard: Mutex::default() }
+        let gate = Gate::new(limits, invites, Arc::clone(&metrics));
+        Shared { hub: Mutex::new(hub), metrics, backlog, gate }
     }
 }
 
@@ -122,23 +132,106 @@ impl Shared {
 
 pub(crate) type SharedState = Arc<Shared>;
 
-impl Shared {
-    /// Whether the connection's next event is within its rate.
-    fn admit(&self, sid: Sid) -> Verdict {
+impl Gate {
+    pub(crate) fn new(limits: LimitConfig, invites: Option<Invites>, metrics: Arc<Metrics>) -> Gate {
+        Gate { limits, invites, guard: Mutex::default(), metrics }
+    }
+
+    /// Connect: counts the address (refusing one over its limit) and starts
+    /// the connection's event budget.
+    pub(crate) fn attach<Ad: Adapter>(&self, s: &Socket<Ad>) -> Result<(), ConnectRefused> {
+        // Absent only when the router is served without connect info
+        // (in-process tests): then there is no address to count.
+        let ip = s.req_parts().extensions.get::<axum::extract::ConnectInfo<PeerAddr>>().map(|c| c.0 .0.ip());
         let mut guard = self.guard.lock();
-        let Some(conn) = guard.conns.get_mut(&sid) else {
-            return Verdict::Admit;
-        };
-        let verdict = conn.rate.check(Instant::now());
-        if verdict == Verdict::Disconnect {
-            conn.kicked = true;
+        if let Some(ip) = ip {
+            if !guard.per_ip.try_add(ip, self.limits.connections_per_ip) {
+                drop(guard);
+                self.metrics.refused(ErrorCode::LimitExceeded);
+                self.metrics.limit_hit(crate::metrics::Limit::ConnectionsPerIp);
+                tracing::debug!(%ip, "refused: too many connections from this address");
+                return Err(ConnectRefused(format!(
+                    "{}: too many connections from your address (at most {}); close some and retry",
+                    ErrorCode::LimitExceeded,
+                    self.limits.connections_per_ip
+                )));
+            }
         }
-        verdict
+        let rate = EventRate::new(&self.limits, Instant::now());
+        guard.conns.insert(s.id, ConnGuard { ip, rate, kicked: false });
+        Ok(())
+    }
+
+    /// Disconnect: forgets the connection; whether it was kicked for flooding.
+    pub(crate) fn detach(&self, sid: Sid) -> bool {
+        let mut guard = self.guard.lock();
+        let conn = guard.conns.remove(&sid);
+        if let Some(ip) = conn.as_ref().and_then(|c| c.ip) {
+            guard.per_ip.remove(ip);
+        }
+        conn.is_some_and(|c| c.kicked)
+    }
+
+    /// Whether the connection's next event is within its rate: the reply
+    /// back when it is; else the event is refused (and a persistent
+    /// flooder disconnected) here.
+    pub(crate) fn admit<Ad: Adapter>(&self, reply: Reply<Ad>, v: &Value) -> Option<Reply<Ad>> {
+        let verdict = {
+            let mut guard = self.guard.lock();
+            match guard.conns.get_mut(&reply.socket.id) {
+                None => Verdict::Admit,
+                Some(conn) => {
+                    let verdict = conn.rate.check(Instant::now());
+                    if verdict == Verdict::Disconnect {
+                        conn.kicked = true;
+                    }
+                    verdict
+                }
+            }
+        };
+        if verdict == Verdict::Admit {
+            return Some(reply);
+        }
+        self.metrics.refused(ErrorCode::RateLimited);
+        self.metrics.limit_hit(crate::metrics::Limit::EventRate);
+        let socket = reply.socket.clone();
+        let per_sec = self.limits.events_per_sec;
+        let message = if verdict == Verdict::Disconnect {
+            format!("too many events (over {per_sec}/s) for too long; disconnected")
+        } else {
+            format!("too many events (over {per_sec}/s); slow down")
+        };
+        reply.refuse(event_name(v), None, ErrorBody { code: ErrorCode::RateLimited, message });
+        if verdict == Verdict::Disconnect {
+            self.metrics.kicked();
+            tracing::info!(sid = %socket.id, "disconnected a connection that kept flooding");
+            let _ = socket.disconnect();
+        }
+        None
+    }
+
+    /// A join's invite token, when the server requires one.
+    pub(crate) fn check_join(&self, req: &JoinRequest, now: SystemTime) -> Result<(), ErrorBody> {
+        if let Some(invites) = &self.invites {
+            if let Err(e) = invites.check(req.room_id(), req.token(), now) {
+                self.metrics.refused(e.code());
+                return Err(e.to_body());
+            }
+        }
+        Ok(())
+    }
+
+    /// A fresh token in an accepted join, for links shared from here on
+    /// and for rejoins after the first one has expired.
+    pub(crate) fn stamp(&self, accepted: &mut JoinAccepted, now: SystemTime) {
+        if let Some(invites) = &self.invites {
+            accepted.token = Some(invites.mint(&accepted.room_id, now).token);
+        }
     }
 }
 
 /// The event name of a packet, for an error event about it.
-fn event_name(v: &Value) -> Option<&str> {
+pub(crate) fn event_name(v: &Value) -> Option<&str> {
     match v {
         Value::Str(text, _) => split_packet(text).map(|p| p.event),
         Value::Bytes(_) => None,
@@ -248,7 +341,7 @@ pub(crate) struct Attach;
 /// Why a connection was refused; the client reads it in its
 /// `connect_error`.
 #[derive(Debug)]
-pub(crate) struct ConnectRefused(String);
+pub(crate) struct ConnectRefused(pub(crate) String);
 
 impl std::fmt::Display for ConnectRefused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -262,27 +355,7 @@ impl FromConnectParts<A> for Attach {
     type Error = ConnectRefused;
     fn from_connect_parts(s: &Arc<Socket<A>>, _auth: &Option<Value>) -> Result<Self, ConnectRefused> {
         let shared = State::<SharedState>::from_connect_parts(s, &None).expect("state is installed by the builder").0;
-        // Absent only when the router is served without connect info
-        // (in-process tests): then there is no address to count.
-        let ip = s.req_parts().extensions.get::<axum::extract::ConnectInfo<PeerAddr>>().map(|c| c.0 .0.ip());
-        {
-            let mut guard = shared.guard.lock();
-            if let Some(ip) = ip {
-                if !guard.per_ip.try_add(ip, shared.limits.connections_per_ip) {
-                    drop(guard);
-                    shared.metrics.refused(ErrorCode::LimitExceeded);
-                    shared.metrics.limit_hit(crate::metrics::Limit::ConnectionsPerIp);
-                    tracing::debug!(%ip, "refused: too many connections from this address");
-                    return Err(ConnectRefused(format!(
-                        "{}: too many connections from your address (at most {}); close some and retry",
-                        ErrorCode::LimitExceeded,
-                        shared.limits.connections_per_ip
-                    )));
-                }
-            }
-            let rate = EventRate::new(&shared.limits, Instant::now());
-            guard.conns.insert(s.id, ConnGuard { ip, rate, kicked: false });
-        }
+        shared.gate.attach(s)?;
         let socket = SocketRef::from(Arc::clone(s));
         let sink = SocketSink { socket: socket.clone(), backlog: Default::default(), limits: shared.backlog };
         shared.with_hub(|hub| hub.connect(s.id, sink.clone()));
@@ -322,10 +395,7 @@ fn forget_if_never_connected(shared: SharedState, sink: SocketSink) {
         // Its limit entries too (registered with it, so still its own), or
         // the address would count a connection that is gone.
         if ours {
-            let mut guard = shared.guard.lock();
-            if let Some(ip) = guard.conns.remove(&sid).and_then(|c| c.ip) {
-                guard.per_ip.remove(ip);
-            }
+            shared.gate.detach(sid);
         }
     });
 }
@@ -337,14 +407,7 @@ impl FromDisconnectParts<A> for Detach {
     type Error = Infallible;
     fn from_disconnect_parts(s: &Arc<Socket<A>>, reason: DisconnectReason) -> Result<Self, Infallible> {
         let shared = State::<SharedState>::from_disconnect_parts(s, reason).expect("state is installed").0;
-        let kicked = {
-            let mut guard = shared.guard.lock();
-            let conn = guard.conns.remove(&s.id);
-            if let Some(ip) = conn.as_ref().and_then(|c| c.ip) {
-                guard.per_ip.remove(ip);
-            }
-            conn.is_some_and(|c| c.kicked)
-        };
+        let kicked = shared.gate.detach(s.id);
         let how = match reason {
             DisconnectReason::ClientNSDisconnect => Departure::Deliberate,
             // A flooder gets no grace: its place is not worth keeping.
@@ -382,39 +445,22 @@ impl FromMessage<A> for Inbound {
         let mut v = v;
         let ack = AckSender::from_message_parts(&s, &mut v, &ack_id).expect("infallible");
         let reply = Reply { socket: SocketRef::from(s), ack: ack_id.map(|_| ack) };
-        match shared.admit(reply.socket.id) {
-            Verdict::Admit => handle(&shared, reply, &v),
-            verdict => {
-                shared.metrics.refused(ErrorCode::RateLimited);
-                shared.metrics.limit_hit(crate::metrics::Limit::EventRate);
-                let socket = reply.socket.clone();
-                let per_sec = shared.limits.events_per_sec;
-                let message = if verdict == Verdict::Disconnect {
-                    format!("too many events (over {per_sec}/s) for too long; disconnected")
-                } else {
-                    format!("too many events (over {per_sec}/s); slow down")
-                };
-                reply.refuse(event_name(&v), None, ErrorBody { code: ErrorCode::RateLimited, message });
-                if verdict == Verdict::Disconnect {
-                    shared.metrics.kicked();
-                    tracing::info!(sid = %socket.id, "disconnected a connection that kept flooding");
-                    let _ = socket.disconnect();
-                }
-            }
+        if let Some(reply) = shared.gate.admit(reply, &v) {
+            handle(&shared, reply, &v);
         }
         Err(Handled)
     }
 }
 
 /// Where a refusal goes: the ack when the client asked for one, else an
-/// `error` event.
-struct Reply {
-    socket: SocketRef<A>,
-    ack: Option<AckSender<A>>,
+/// `error` event. (Generic: cluster mode uses it with the Redis adapter.)
+pub(crate) struct Reply<Ad: Adapter = A> {
+    pub(crate) socket: SocketRef<Ad>,
+    pub(crate) ack: Option<AckSender<Ad>>,
 }
 
-impl Reply {
-    fn ack<T: serde::Serialize>(self, body: &Ack<T>) {
+impl<Ad: Adapter> Reply<Ad> {
+    pub(crate) fn ack<T: serde::Serialize>(self, body: &Ack<T>) {
         if let Some(ack) = self.ack {
             if let Err(e) = ack.send(body) {
                 tracing::debug!(error = %e, "ack not sent");
@@ -422,11 +468,11 @@ impl Reply {
         }
     }
 
-    fn ok(self) {
+    pub(crate) fn ok(self) {
         self.ack(&Ack::Ok(serde_json::Map::new()));
     }
 
-    fn refuse(self, ev: Option<&str>, room: Option<&str>, err: ErrorBody) {
+    pub(crate) fn refuse(self, ev: Option<&str>, room: Option<&str>, err: ErrorBody) {
         tracing::debug!(sid = %self.socket.id, event = ?ev, code = %err.code, message = %err.message, "refused");
         if self.ack.is_some() {
             self.ack::<()>(&Ack::Err(err));
@@ -443,12 +489,12 @@ impl Reply {
 }
 
 /// The event name and first argument of a packet, borrowed from its text.
-struct Packet<'a> {
-    event: &'a str,
-    data: Option<&'a RawValue>,
+pub(crate) struct Packet<'a> {
+    pub(crate) event: &'a str,
+    pub(crate) data: Option<&'a RawValue>,
 }
 
-fn split_packet(text: &str) -> Option<Packet<'_>> {
+pub(crate) fn split_packet(text: &str) -> Option<Packet<'_>> {
     struct V;
     impl<'de> Visitor<'de> for V {
         type Value = Packet<'de>;
@@ -494,19 +540,16 @@ fn handle(shared: &Arc<Shared>, reply: Reply, v: &Value) {
             Ok(req) => {
                 let room = req.room_id().to_string();
                 let now = SystemTime::now();
-                if let Some(invites) = &shared.invites {
-                    if let Err(e) = invites.check(req.room_id(), req.token(), now) {
-                        shared.metrics.refused(e.code());
-                        return reply.refuse(Some(ev), Some(&room), e.to_body());
-                    }
+                if let Err(e) = shared.gate.check_join(&req, now) {
+                    return reply.refuse(Some(ev), Some(&room), e);
                 }
                 shared.with_hub(|hub| {
                     hub.join(reply.socket.id, req, |ack| match ack {
                         // A fresh token for links shared from here on and
                         // for rejoins after the first one has expired.
-                        Ack::Ok(accepted) if shared.invites.is_some() => {
+                        Ack::Ok(accepted) if shared.gate.invites.is_some() => {
                             let mut accepted = accepted.clone();
-                            accepted.token = shared.invites.as_ref().map(|i| i.mint(&accepted.room_id, now).token);
+                            shared.gate.stamp(&mut accepted, now);
                             reply.ack(&Ack::Ok(accepted))
                         }
                         Ack::Ok(_) => reply.ack(ack),
@@ -552,6 +595,6 @@ fn relay(shared: &Arc<Shared>, reply: Reply, kind: RelayKind, data: &str) {
     }
 }
 
-fn invalid(ev: &str, detail: &str) -> ErrorBody {
+pub(crate) fn invalid(ev: &str, detail: &str) -> ErrorBody {
     ErrorBody { code: ErrorCode::InvalidPayload, message: format!("payload is not valid for `{ev}`: {detail}") }
 }

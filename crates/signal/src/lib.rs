@@ -38,20 +38,24 @@ use socketioxide::SocketIo;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub mod cli;
+pub mod cluster;
 pub mod hub;
 pub mod invite;
 mod io;
 pub mod limits;
 pub mod metrics;
 pub mod tls;
+pub mod turn;
 pub mod web;
 
+pub use cluster::ClusterConfig;
 pub use hub::HubConfig;
 pub use invite::Invites;
 pub use io::BacklogLimits;
 pub use limits::LimitConfig;
 pub use metrics::Metrics;
 pub use tls::{PeerAddr, TlsFiles};
+pub use turn::TurnConfig;
 pub use web::WebClient;
 
 /// The largest Socket.IO message read, on either transport. Anything up to
@@ -110,6 +114,9 @@ pub struct Config {
     pub invites: Option<Invites>,
     /// Serve HTTPS/WSS with this certificate instead of plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// Cluster mode: state in Redis, fan-out through socketioxide's Redis
+    /// adapter (see [`cluster`]). `None`: the in-memory hub.
+    pub redis: Option<ClusterConfig>,
 }
 
 impl Default for Config {
@@ -126,6 +133,7 @@ impl Default for Config {
             limits: LimitConfig::default(),
             invites: None,
             tls: None,
+            redis: None,
         }
     }
 }
@@ -140,14 +148,19 @@ pub struct Server {
     listener: Listener,
     local_addr: SocketAddr,
     router: Router,
-    io: SocketIo,
-    shared: Arc<io::Shared>,
+    mode: Mode,
     metrics: Arc<Metrics>,
+}
+
+enum Mode {
+    Local(SocketIo, Arc<io::Shared>),
+    Cluster(cluster::Node),
 }
 
 impl Server {
     /// Binds the listening socket (and reads the TLS files, if any). Port 0
-    /// picks a free one: read it back with [`Server::local_addr`].
+    /// picks a free one: read it back with [`Server::local_addr`]. With
+    /// `redis` set, also connects to Redis and registers the node.
     pub async fn bind(mut config: Config) -> std::io::Result<Server> {
         let tls = config.tls.take().map(|files| files.load()).transpose()?;
         let tcp = tokio::net::TcpListener::bind(config.listen).await?;
@@ -156,9 +169,21 @@ impl Server {
             Some(tls) => Listener::Tls(tls::TlsListener::new(tcp, tls)?),
             None => Listener::Tcp(tcp),
         };
+        if let Some(cluster) = config.redis.clone() {
+            let metrics = Arc::new(Metrics::default());
+            let node = cluster::start(cluster, &config, Arc::clone(&metrics), sio_builder(&config))
+                .await
+                .map_err(std::io::Error::other)?;
+            let layer = node.layer.clone();
+            let cluster = Arc::clone(&node.cluster);
+            let router = routes(Arc::clone(&metrics), config, |r| {
+                r.layer(layer).route("/healthz", get(move || cluster::health(Arc::clone(&cluster))))
+            });
+            return Ok(Server { listener, local_addr, router, mode: Mode::Cluster(node), metrics });
+        }
         let (router, io, shared) = app_parts(config);
         let metrics = Arc::clone(&shared.metrics);
-        Ok(Server { listener, local_addr, router, io, shared, metrics })
+        Ok(Server { listener, local_addr, router, mode: Mode::Local(io, shared), metrics })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -180,18 +205,29 @@ impl Server {
     /// The invite policy, when joins need tokens: an embedding app mints
     /// its own rooms' links with it.
     pub fn invites(&self) -> Option<&Invites> {
-        self.shared.invites.as_ref()
+        match &self.mode {
+            Mode::Local(_, shared) => shared.gate.invites.as_ref(),
+            Mode::Cluster(node) => node.cluster.gate.invites.as_ref(),
+        }
     }
 
     /// Serves until `shutdown` completes, then closes every socket and
     /// returns once connections have drained.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let (io, shared) = (self.io, self.shared);
+        let mode = self.mode;
         let shutdown = async move {
             shutdown.await;
             tracing::info!("shutting down: closing every socket");
-            io.close().await;
-            shared.hub.lock().clear();
+            match mode {
+                Mode::Local(io, shared) => {
+                    io.close().await;
+                    shared.hub.lock().clear();
+                }
+                Mode::Cluster(node) => {
+                    node.io.close().await;
+                    node.cluster.shutdown().await;
+                }
+            }
         };
         let service = self.router.into_make_service_with_connect_info::<PeerAddr>();
         match self.listener {
@@ -203,7 +239,8 @@ impl Server {
 
 /// The HTTP application: Socket.IO on `/socket.io/`, `GET /healthz`,
 /// `GET /metrics`, the web client on `/` and `/r/<room>`, with the origin
-/// policy in front.
+/// policy in front. Single node only (`config.redis` is ignored): cluster
+/// mode connects to Redis, which [`Server::bind`] does.
 pub fn app(config: Config) -> (Router, SocketIo, Arc<Metrics>) {
     let (router, io, shared) = app_parts(config);
     (router, io, Arc::clone(&shared.metrics))
@@ -218,7 +255,18 @@ fn app_parts(config: Config) -> (Router, SocketIo, Arc<io::Shared>) {
         config.limits,
         config.invites.clone(),
     ));
-    let (layer, sio) = SocketIo::builder()
+    let (layer, sio) = sio_builder(&config).with_state(Arc::clone(&shared)).build_layer();
+    // Attach runs in a connect *middleware*: those run before the socket is
+    // registered and before CONNECT goes out, so no event can arrive before
+    // the handlers exist (the connect handler proper runs after CONNECT).
+    sio.ns(ringlet_proto::NAMESPACE, (async || {}).with(async |_: io::Attach| Ok::<(), std::convert::Infallible>(())));
+    let router = routes(metrics, config, |r| r.layer(layer).route("/healthz", get(|| async { "ok\n" })));
+    (router, sio, shared)
+}
+
+/// Socket.IO settings both modes share.
+fn sio_builder(config: &Config) -> socketioxide::SocketIoBuilder {
+    let builder = SocketIo::builder()
         .ping_interval(config.ping_interval)
         .ping_timeout(config.ping_timeout)
         .max_payload(MAX_MESSAGE as u64)
@@ -226,15 +274,16 @@ fn app_parts(config: Config) -> (Router, SocketIo, Arc<io::Shared>) {
         .ws_max_frame_size(MAX_MESSAGE)
         // Signaling messages are small; a connection's read buffer grows on
         // demand for the rare large SDP. Saves memory per idle client.
-        .ws_read_buffer_size(1024)
-        .max_buffer_size(1024)
-        .with_state(Arc::clone(&shared))
-        .build_layer();
-    // Attach runs in a connect *middleware*: those run before the socket is
-    // registered and before CONNECT goes out, so no event can arrive before
-    // the handlers exist (the connect handler proper runs after CONNECT).
-    sio.ns(ringlet_proto::NAMESPACE, (async || {}).with(async |_: io::Attach| Ok::<(), std::convert::Infallible>(())));
+        .ws_read_buffer_size(1024);
+    // A node delivers what other nodes relay straight into this buffer
+    // (the adapter cannot wait for room), so a cluster node allows a
+    // deeper one; it is allocated only as it fills.
+    builder.max_buffer_size(if config.redis.is_some() { 16 * 1024 } else { 1024 })
+}
 
+/// The HTTP routes around a Socket.IO layer (`with_sio` adds it, and
+/// `/healthz`, which differs by mode), with the origin policy in front.
+fn routes(metrics: Arc<Metrics>, config: Config, with_sio: impl FnOnce(Router) -> Router) -> Router {
     let origins = Arc::new(config.origins);
     let cors_origins = Arc::clone(&origins);
     let cors = CorsLayer::new()
@@ -247,7 +296,6 @@ fn app_parts(config: Config) -> (Router, SocketIo, Arc<io::Shared>) {
 
     let m = Arc::clone(&metrics);
     let router = Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
         .route(
             "/metrics",
             get(move || {
@@ -265,12 +313,11 @@ fn app_parts(config: Config) -> (Router, SocketIo, Arc<io::Shared>) {
             )),
             metrics: Arc::clone(&metrics),
         }))
-        .merge(web::routes(config.web))
-        .layer(layer)
+        .merge(web::routes(config.web));
+    with_sio(router)
         .layer(middleware::from_fn(detach_request_buffers))
         .layer(cors)
-        .layer(middleware::from_fn_with_state(origins, origin_guard));
-    (router, sio, shared)
+        .layer(middleware::from_fn_with_state(origins, origin_guard))
 }
 
 struct RoomMint {

@@ -74,6 +74,10 @@ impl Metrics {
     pub fn set_away(&self, n: usize) {
         self.away.store(n as i64, Relaxed);
     }
+    /// Cluster mode: the cluster-wide count read back from Redis.
+    pub fn set_held(&self, n: i64) {
+        self.held.store(n, Relaxed);
+    }
     pub fn held_delta(&self, d: i64) {
         self.held.fetch_add(d, Relaxed);
     }

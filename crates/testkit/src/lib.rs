@@ -2,7 +2,14 @@
 //!
 //! [`Proxy`] sits between a client and a server on loopback and does to
 //! the connection what a network does: delay it (in order, as TCP would)
-//! or cut it without a close handshake.
+//! or cut it without a close handshake; [`Proxy::failover`] forwards each
+//! new connection to the first of several servers that accepts it, as a
+//! load balancer in front of a cluster does. [`coturn::Coturn`] is a real
+//! TURN server on loopback; [`RedisServer`] a throwaway `redis-server`.
+
+pub mod coturn;
+mod redis;
+pub use redis::RedisServer;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -43,6 +50,36 @@ impl Proxy {
                 let mut list = t.lock().expect("proxy task list");
                 list.push(tokio::spawn(pipe(ir, ow, delay)));
                 list.push(tokio::spawn(pipe(or, iw, delay)));
+            }
+        });
+        Proxy { addr, tasks, accept }
+    }
+
+    /// Forwards each new connection to the first of `targets` that accepts
+    /// it: when one server dies, clients that reconnect reach the next.
+    pub async fn failover(targets: Vec<SocketAddr>) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let tasks: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let t = Arc::clone(&tasks);
+        let accept = tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let mut outbound = None;
+                for target in &targets {
+                    if let Ok(s) = TcpStream::connect(target).await {
+                        outbound = Some(s);
+                        break;
+                    }
+                }
+                let Some(outbound) = outbound else { continue };
+                let _ = inbound.set_nodelay(true);
+                let _ = outbound.set_nodelay(true);
+                let (ir, iw) = inbound.into_split();
+                let (or, ow) = outbound.into_split();
+                let mut list = t.lock().expect("proxy task list");
+                list.retain(|t| !t.is_finished());
+                list.push(tokio::spawn(pipe(ir, ow, Duration::ZERO)));
+                list.push(tokio::spawn(pipe(or, iw, Duration::ZERO)));
             }
         });
         Proxy { addr, tasks, accept }
@@ -95,4 +132,9 @@ async fn pipe(mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp:
         }
     };
     tokio::join!(reader, writer);
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port()
 }

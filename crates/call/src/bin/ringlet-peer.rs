@@ -21,12 +21,12 @@ use clap::{Parser, ValueEnum};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
-use ringlet_call::{AudioPacket, Call, CallConfig, CallEvent, DataMessage, RemoteClock, SignalingConfig, VideoFrame};
+use ringlet_call::{AudioPacket, Call, CallConfig, CallEvent, CallStats, DataMessage, IcePolicy, RemoteClock, SignalingConfig, VideoFrame};
 use ringlet_media::{
     read_stamp, AudioPlayout, AvSync, ClockSpeaker, CameraCapture, CameraEvent, EncodeJob, EncoderConfig, EncoderThread, Microphone,
     OpusEncoder, Speaker, TestPattern, ToneSource, Vp8Decoder,
 };
-use ringlet_proto::{PeerId, RoomId};
+use ringlet_proto::{IceServer, PeerId, RoomId};
 use serde_json::{json, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -56,6 +56,9 @@ struct Args {
     /// Stable peer id (default: random)
     #[arg(long)]
     peer_id: Option<String>,
+    /// Invite token, for a server started with --require-token
+    #[arg(long, env = "RINGLET_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     #[arg(long, value_enum, default_value_t = VideoSource::Synthetic)]
     video: VideoSource,
     #[arg(long, value_enum, default_value_t = AudioSource::Synthetic)]
@@ -85,6 +88,31 @@ struct Args {
     /// ICE connectivity-check interval in milliseconds
     #[arg(long, default_value_t = 20)]
     ice_check_ms: u64,
+    /// Which ICE candidates to use: `relay` sends everything through TURN
+    /// (servers from the join ack or --ice-server)
+    #[arg(long, value_enum, default_value_t = IcePolicyArg::All)]
+    ice_policy: IcePolicyArg,
+    /// A STUN/TURN server besides the join ack's (repeatable): a URL such as
+    /// `stun:host:3478`, or JSON `{"urls":["turn:host:3478"],"username":"…","credential":"…"}`
+    #[arg(long, value_parser = parse_ice_server)]
+    ice_server: Vec<IceServer>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum IcePolicyArg {
+    All,
+    Relay,
+}
+
+fn parse_ice_server(s: &str) -> Result<IceServer, String> {
+    let s = s.trim();
+    if s.starts_with('{') {
+        return serde_json::from_str(s).map_err(|e| format!("not an ICE server object: {e}"));
+    }
+    if ["stun:", "stuns:", "turn:", "turns:"].iter().any(|p| s.starts_with(p)) {
+        return Ok(IceServer { urls: vec![s.to_owned()], username: None, credential: None });
+    }
+    Err(format!("expected a stun:/turn: URL or a JSON object, got {s:?}"))
 }
 
 #[derive(Default)]
@@ -183,6 +211,15 @@ fn spawn_audio_playout(mut packets: tokio::sync::mpsc::Receiver<AudioPacket>, pl
     });
 }
 
+/// The latest counters, keeping the last selected pair seen: the session
+/// (and its pair) is gone once the other peer has left.
+fn keep_pair(mut st: CallStats, last: &CallStats) -> CallStats {
+    if st.selected_pair.is_none() {
+        st.selected_pair = last.selected_pair.clone();
+    }
+    st
+}
+
 fn percentile(v: &mut [u64], p: f64) -> Option<f64> {
     if v.is_empty() {
         return None;
@@ -235,9 +272,16 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> {
     let out = Out { json: args.json, t0: Instant::now() };
-    let mut config = CallConfig::new(SignalingConfig::new(args.server.clone(), room, peer_id));
+    let mut signaling = SignalingConfig::new(args.server.clone(), room, peer_id);
+    signaling.token = args.token.clone();
+    let mut config = CallConfig::new(signaling);
     config.udp_bind = args.udp.clone();
     config.ice_check_interval = Duration::from_millis(args.ice_check_ms.max(1));
+    config.ice_servers = args.ice_server.clone();
+    config.ice_policy = match args.ice_policy {
+        IcePolicyArg::All => IcePolicy::All,
+        IcePolicyArg::Relay => IcePolicy::Relay,
+    };
     let (call, mut events) = Call::start(config);
     let mut stats = Stats::default();
     let sending = args.video != VideoSource::None;
@@ -376,6 +420,9 @@ async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> 
     let mut frame_tick = tokio::time::interval(Duration::from_micros(33_333));
     let mut stats_tick = tokio::time::interval(Duration::from_secs(1));
     let mut data_open = false;
+    // The engine's counters, kept from the last poll (the summary is
+    // printed after hang-up, when the engine is gone).
+    let mut call_stats = CallStats::default();
     let deadline = args.duration.map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s));
     // The deadline or Ctrl-C, whichever comes first: both hang up and
     // print the summary.
@@ -398,7 +445,7 @@ async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> 
             e = events.recv() => {
                 let Some(e) = e else { break };
                 match e {
-                    CallEvent::Joined { peer_id, polite, others, rejoin } => {
+                    CallEvent::Joined { peer_id, polite, others, rejoin, .. } => {
                         if rejoin { stats.reconnects += 1; }
                         if !others.is_empty() && stats.both_in_room.is_none() { stats.both_in_room = Some(Instant::now()); }
                         out.event(if rejoin { "rejoined" } else { "joined" }, json!({"peer_id": peer_id, "polite": polite, "others": others}));
@@ -464,16 +511,21 @@ async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> 
             _ = stats_tick.tick() => {
                 if let Some(st) = call.stats().await {
                     target_kbps.store(st.target_bitrate_bps / 1000, Relaxed);
+                    call_stats = keep_pair(st, &call_stats);
                 }
                 out.event("stats", json!({
                     "connected": stats.connected,
                     "video_frames_sent": video_sent.load(Relaxed),
                     "video_frames_received": received.decoded.load(Relaxed),
                     "data_frames_received": stats.data_frames_received,
+                    "audio_frames_received": playout.lock().map(|p| p.stats().decoded).unwrap_or(0),
                     "reconnects": stats.reconnects,
                 }));
             }
         }
+    }
+    if let Some(st) = call.stats().await {
+        call_stats = keep_pair(st, &call_stats);
     }
     call.hangup().await;
     if let Some((stop, handle)) = camera {
@@ -513,6 +565,10 @@ async fn run(args: Args, room: RoomId, peer_id: PeerId) -> anyhow::Result<bool> 
         "sender_reports": {"audio": call.remote_clock().audio().is_some(), "video": call.remote_clock().video().is_some()},
         "reconnects": stats.reconnects,
         "chats_received": stats.chats_received,
+        "rtt_ms": call_stats.rtt_ms,
+        "ice_restarts": call_stats.ice_restarts,
+        "ice_refreshes": call_stats.ice_refreshes,
+        "selected_pair": call_stats.selected_pair.as_ref().map(|(l, r)| json!({"local": l, "remote": r})),
     });
     if args.json {
         println!("{summary}");

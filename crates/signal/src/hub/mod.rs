@@ -67,6 +67,8 @@ pub struct HubConfig {
     pub max_rooms_per_connection: usize,
     /// Rooms on the server in all.
     pub max_rooms: usize,
+    /// STUN/TURN servers for the join ack, with credentials minted per join.
+    pub turn: Option<Arc<crate::turn::TurnConfig>>,
 }
 
 impl Default for HubConfig {
@@ -78,6 +80,7 @@ impl Default for HubConfig {
             max_held_bytes: 1024 * 1024,
             max_rooms_per_connection: 4,
             max_rooms: 100_000,
+            turn: None,
         }
     }
 }
@@ -194,7 +197,12 @@ where
     /// returning peer is delivered, so the client learns it resumed first.
     pub fn join(&mut self, key: K, req: JoinRequest, reply: impl FnOnce(&Ack<JoinAccepted>)) {
         match self.try_join(key, req) {
-            Ok((accepted, held)) => {
+            Ok((mut accepted, held)) => {
+                // Minted per ack: a join again on the same socket is how a
+                // client refreshes its TURN credential before it expires.
+                if let Some(turn) = &self.config.turn {
+                    accepted.ice_servers = turn.ice_servers(&accepted.peer_id, std::time::SystemTime::now());
+                }
                 let (room, peer) = (accepted.room_id.clone(), accepted.peer_id.clone());
                 reply(&Ack::Ok(accepted));
                 if let Some(held) = held {
@@ -547,7 +555,7 @@ fn accepted<K>(room_id: &RoomId, room: &Room<K>, idx: usize, resumed: bool) -> J
 }
 
 /// A server-assigned peer id for clients that did not choose one (the seed's).
-fn fresh_peer_id() -> PeerId {
+pub(crate) fn fresh_peer_id() -> PeerId {
     use rand::Rng;
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();

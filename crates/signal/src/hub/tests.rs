@@ -448,3 +448,37 @@ fn total_rooms_are_capped_but_existing_rooms_still_take_peers() {
     let d = w.connect();
     w.join(d, json!("r3")).unwrap();
 }
+
+#[test]
+fn join_acks_carry_fresh_turn_credentials_for_the_joining_peer() {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let turn = crate::turn::TurnConfig {
+        urls: vec!["turn:127.0.0.1:3478".into()],
+        secret: "s".into(),
+        ttl: Duration::from_secs(600),
+        stun_urls: vec![],
+    };
+    let mut w = World::new(HubConfig { turn: Some(Arc::new(turn)), ..config() });
+    let a = w.connect();
+    let req = json!({"roomId": "r", "peerId": "alice"});
+    let first = w.join(a, req.clone()).unwrap();
+    let [server] = &first.ice_servers[..] else { panic!("one TURN server: {:?}", first.ice_servers) };
+    assert_eq!(server.urls, ["turn:127.0.0.1:3478"]);
+    let username = server.username.clone().unwrap();
+    let (expiry, peer) = username.split_once(':').unwrap();
+    assert_eq!(peer, "alice");
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let expiry: u64 = expiry.parse().unwrap();
+    assert!((now + 590..=now + 601).contains(&expiry), "expiry {expiry}, now {now}");
+    assert_eq!(server.credential, Some(crate::turn::credential(b"s", expiry, "alice").1));
+    // The same socket joining again is answered again, with a credential
+    // minted now: how a client refreshes before expiry.
+    let again = w.join(a, req).unwrap();
+    assert!(!again.resumed);
+    assert_eq!(again.ice_servers[0].username.as_deref().unwrap().split_once(':').unwrap().1, "alice");
+    assert!(w.take().is_empty(), "a refresh tells nobody");
+    // Without TURN configured, the ack has no servers.
+    let mut plain = World::new(config());
+    let b = plain.connect();
+    assert!(plain.join(b, json!("r")).unwrap().ice_servers.is_empty());
+}
