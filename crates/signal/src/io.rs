@@ -368,7 +368,7 @@ impl FromConnectParts<A> for Attach {
 }
 
 /// How long after this middleware the connect step is surely over.
-const CONNECT_SETTLE: Duration = Duration::from_secs(1);
+pub(crate) const CONNECT_SETTLE: Duration = Duration::from_secs(1);
 
 /// socketioxide sends CONNECT right after this middleware; if that fails
 /// because the transport closed meanwhile, it drops the socket without a

@@ -67,6 +67,7 @@ impl FromConnectParts<CA> for Attach {
         let ending = Arc::new(Mutex::new(None));
         cluster.queues.lock().insert(s.id, Queue { tx, ending: Arc::clone(&ending) });
         cluster.socket_count_changed(1);
+        forget_if_never_connected(Arc::clone(&cluster), socket.clone(), Arc::clone(&ending));
         let conn = Conn { cluster, sid: s.id.to_string(), socket: socket.clone(), rooms: Vec::new() };
         tokio::spawn(conn.serve(rx, ending));
         socket.on_fallback(|_: Inbound| async {});
@@ -74,6 +75,33 @@ impl FromConnectParts<CA> for Attach {
         tracing::debug!(sid = %s.id, "connected");
         Ok(Attach)
     }
+}
+
+/// As on one node (`crate::io`): a socket whose CONNECT raced its
+/// transport's close gets no disconnect from socketioxide; once the
+/// connect step is over, one that never became connected and whose queue
+/// is still its own ends as a lost transport would.
+fn forget_if_never_connected(cluster: Arc<Cluster>, socket: SocketRef<CA>, ending: Arc<Mutex<Option<Ending>>>) {
+    tokio::spawn(async move {
+        tokio::time::sleep(crate::io::CONNECT_SETTLE).await;
+        if socket.connected() {
+            return;
+        }
+        let sid = socket.id;
+        let mine = {
+            let mut queues = cluster.queues.lock();
+            match queues.get(&sid) {
+                Some(q) if Arc::ptr_eq(&q.ending, &ending) => queues.remove(&sid),
+                _ => None,
+            }
+        };
+        if let Some(q) = mine {
+            tracing::debug!(%sid, "connect never completed: forgetting the socket");
+            cluster.gate.detach(sid);
+            *q.ending.lock() = Some(Ending::Lost);
+            cluster.socket_count_changed(-1);
+        }
+    });
 }
 
 /// Disconnect extractor: closes the socket's queue.
