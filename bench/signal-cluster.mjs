@@ -32,7 +32,7 @@ async function startRedis() {
 }
 
 function startNode(args) {
-  const c = spawn(BIN, ['--listen', '127.0.0.1:0', '--no-web', ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RINGLET_LOG: 'warn' } });
+  const c = spawn(BIN, ['--listen', '127.0.0.1:0', '--no-web', '--max-conns-per-ip', '0', ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RINGLET_LOG: 'warn' } });
   children.push(c);
   return new Promise((resolve) => {
     createInterface({ input: c.stdout }).once('line', (l) => resolve({ pid: c.pid, url: `http://${l.replace('listening on ', '')}` }));
