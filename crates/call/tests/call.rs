@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ringlet_call::{Call, CallConfig, CallEvent, CallStats, DataMessage, SignalingConfig};
+use ringlet_call::{AudioPacket, Call, CallConfig, CallEvent, CallStats, DataMessage, SignalingConfig};
+use ringlet_media::{OpusEncoder, ToneSource};
 use ringlet_testkit::Proxy;
 use ringlet_proto::{PeerId, RoomId};
 use ringlet_signal::{Config, Server};
@@ -41,6 +42,36 @@ fn peer_via(url: &str, room: &str, id: &str) -> (Call, UnboundedReceiver<CallEve
 }
 
 type Events = UnboundedReceiver<CallEvent>;
+
+/// Counts the audio packets `b` receives, from now on.
+fn count_remote_audio(b: &Call) -> Arc<std::sync::atomic::AtomicU64> {
+    let mut audio = b.take_remote_audio().unwrap();
+    let heard = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = Arc::clone(&heard);
+    tokio::spawn(async move {
+        while audio.recv().await.is_some() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    heard
+}
+
+/// A steady stream from `a` for `packets` × 20 ms: Opus every 20 ms, a
+/// data message every 100 ms.
+fn steady_stream(a: &Call, packets: u32) -> tokio::task::JoinHandle<()> {
+    let a = a.clone();
+    tokio::spawn(async move {
+        let (mut tone, mut enc) = (ToneSource::default(), OpusEncoder::new(32_000).unwrap());
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        for i in 0..packets {
+            tick.tick().await;
+            a.audio().send(AudioPacket::outgoing(enc.encode(&tone.next_frame()).unwrap()));
+            if i % 5 == 0 {
+                a.send(format!("tick {i}"));
+            }
+        }
+    })
+}
 
 /// Two peers in `room`, the second the newcomer, with their data channel open.
 async fn open_pair(addr: std::net::SocketAddr, room: &str) -> (Call, Events, Call, Events) {
@@ -197,8 +228,6 @@ async fn glare_resolves_every_time() {
 /// keep arriving the whole time), and both peers rejoin.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_restart_mid_call() {
-    use ringlet_call::AudioPacket;
-    use ringlet_media::{OpusEncoder, ToneSource};
 
     let config = Config { listen: "127.0.0.1:0".parse().unwrap(), ..Config::default() };
     let server = Server::bind(config.clone()).await.unwrap();
@@ -212,31 +241,11 @@ async fn server_restart_mid_call() {
     let (b, mut b_rx) = peer(addr, "restart", "b");
     until(&mut a_rx, "data open", |e| matches!(e, CallEvent::DataOpen)).await;
     until(&mut b_rx, "data open", |e| matches!(e, CallEvent::DataOpen)).await;
-    let mut b_audio = b.take_remote_audio().unwrap();
-    let heard = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let counter = Arc::clone(&heard);
-    tokio::spawn(async move {
-        while b_audio.recv().await.is_some() {
-            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-    });
+    let heard = count_remote_audio(&b);
 
     // A steady stream a → b the whole time: Opus every 20 ms, a data
-    // message every 50 ms.
-    let sender = {
-        let a = a.clone();
-        tokio::spawn(async move {
-            let (mut tone, mut enc) = (ToneSource::default(), OpusEncoder::new(32_000).unwrap());
-            let mut tick = tokio::time::interval(Duration::from_millis(20));
-            for i in 0..1000u32 {
-                tick.tick().await;
-                a.audio().send(AudioPacket::outgoing(enc.encode(&tone.next_frame()).unwrap()));
-                if i % 5 == 0 {
-                    a.send(format!("tick {i}"));
-                }
-            }
-        })
-    };
+    // message every 100 ms.
+    let sender = steady_stream(&a, 1000);
     tokio::time::sleep(Duration::from_secs(5)).await;
     let _ = stop.send(());
     running.await.unwrap().unwrap();
@@ -588,8 +597,6 @@ impl Drop for CrashableNode {
 /// node 2 both ways) succeeds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_survives_its_signaling_node_dying() {
-    use ringlet_call::AudioPacket;
-    use ringlet_media::{OpusEncoder, ToneSource};
 
     logs();
     let redis = ringlet_testkit::RedisServer::start();
@@ -603,28 +610,8 @@ async fn a_call_survives_its_signaling_node_dying() {
     until(&mut a_rx, "a's data channel", |e| matches!(e, CallEvent::DataOpen)).await;
     until(&mut b_rx, "b's data channel", |e| matches!(e, CallEvent::DataOpen)).await;
 
-    let mut b_audio = b.take_remote_audio().unwrap();
-    let heard = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let counter = Arc::clone(&heard);
-    tokio::spawn(async move {
-        while b_audio.recv().await.is_some() {
-            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-    });
-    let sender = {
-        let a = a.clone();
-        tokio::spawn(async move {
-            let (mut tone, mut enc) = (ToneSource::default(), OpusEncoder::new(32_000).unwrap());
-            let mut tick = tokio::time::interval(Duration::from_millis(20));
-            for i in 0..1500u32 {
-                tick.tick().await;
-                a.audio().send(AudioPacket::outgoing(enc.encode(&tone.next_frame()).unwrap()));
-                if i % 5 == 0 {
-                    a.send(format!("tick {i}"));
-                }
-            }
-        })
-    };
+    let heard = count_remote_audio(&b);
+    let sender = steady_stream(&a, 1500);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let heard_before = heard.load(std::sync::atomic::Ordering::Relaxed);
     assert!(heard_before >= 50, "only {heard_before} audio packets before the crash");
