@@ -91,54 +91,28 @@ impl Client {
     /// Connects and waits for the namespace CONNECT: emitting before it was
     /// measured to lose the message and reset the connection.
     pub async fn connect_with(url: &str, transport: TransportType) -> Client {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let err_tx = tx.clone();
-        let (ready_tx, ready_rx) = oneshot::channel::<()>();
-        let ready = Arc::new(Mutex::new(Some(ready_tx)));
-        let sio = ClientBuilder::new(url)
-            .namespace("/signaling")
-            .transport_type(transport)
-            .reconnect(false)
-            .on(Event::Connect, move |_, _| {
-                if let Some(r) = ready.lock().unwrap().take() {
-                    let _ = r.send(());
-                }
-                async {}.boxed()
-            })
-            // rust_socketio maps an incoming `error` event to Event::Error,
-            // which it also uses for its own transport errors (strings);
-            // the server's are objects.
-            .on(Event::Error, move |payload, _| {
-                let data = first_arg(payload);
-                let event = if data.is_object() { "error" } else { "transport-error" }.to_owned();
-                let _ = err_tx.send(Received { event, data });
-                async {}.boxed()
-            })
-            .on_any(move |ev, payload, _| {
-                let event = match ev {
-                    Event::Custom(s) => s,
-                    other => other.as_str().to_owned(),
-                };
-                let _ = tx.send(Received { event, data: first_arg(payload) });
-                async {}.boxed()
-            })
-            .connect()
-            .await
-            .expect("connect");
-        tokio::time::timeout(WAIT, ready_rx).await.expect("namespace connect in time").expect("connect fired");
-        Client { sio, rx }
+        Self::try_connect_with(url, transport, None).await.expect("connect")
     }
 
     /// Connects, or returns the reason the server refused the namespace
     /// (its `connect_error` message) or the transport failed.
     pub async fn try_connect(url: &str, tls: Option<native_tls::TlsConnector>) -> Result<Client, String> {
+        Self::try_connect_with(url, TransportType::Websocket, tls).await
+    }
+
+    async fn try_connect_with(
+        url: &str,
+        transport: TransportType,
+        tls: Option<native_tls::TlsConnector>,
+    ) -> Result<Client, String> {
         let (tx, rx) = mpsc::unbounded_channel();
+        let err_tx = tx.clone();
         let (done_tx, done_rx) = oneshot::channel::<Result<(), String>>();
         let done = Arc::new(Mutex::new(Some(done_tx)));
         let on_err = Arc::clone(&done);
         let mut builder = ClientBuilder::new(url)
             .namespace("/signaling")
-            .transport_type(TransportType::Websocket)
+            .transport_type(transport)
             .reconnect(false)
             .on(Event::Connect, move |_, _| {
                 if let Some(d) = done.lock().unwrap().take() {
@@ -146,10 +120,20 @@ impl Client {
                 }
                 async {}.boxed()
             })
+            // rust_socketio maps an incoming `error` event to Event::Error,
+            // which it also uses for its own transport errors (strings);
+            // the server's are objects. Before CONNECT, an error is the
+            // refusal; after it, an event like any other.
             .on(Event::Error, move |payload, _| {
                 let data = first_arg(payload);
-                if let Some(d) = on_err.lock().unwrap().take() {
-                    let _ = d.send(Err(data.to_string()));
+                match on_err.lock().unwrap().take() {
+                    Some(d) => {
+                        let _ = d.send(Err(data.to_string()));
+                    }
+                    None => {
+                        let event = if data.is_object() { "error" } else { "transport-error" }.to_owned();
+                        let _ = err_tx.send(Received { event, data });
+                    }
                 }
                 async {}.boxed()
             })
