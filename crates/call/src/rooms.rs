@@ -91,12 +91,9 @@ fn read_answer(status: u16, body: &[u8]) -> Result<NewRoom, RoomError> {
     }
 }
 
-/// 128 random bits as base64url (22 characters), like the server's.
+/// A room id of 128 random bits, like the server's.
 pub fn local_room_id() -> RoomId {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let bits: u128 = rand::random();
-    let id: String = (0..22).map(|i| ALPHABET[((bits >> (i * 6)) & 63) as usize] as char).collect();
-    RoomId::new(id).expect("base64url alphabet")
+    RoomId::from_random(rand::random())
 }
 
 #[cfg(test)]

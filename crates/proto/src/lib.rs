@@ -143,6 +143,18 @@ id_type!(
     RoomId,
     ProtoError::InvalidRoom
 );
+
+impl RoomId {
+    /// A new room's id from 128 random bits (the caller's RNG): 22
+    /// base64url characters, as the server and the web client name rooms.
+    pub fn from_random(bits: [u8; 16]) -> RoomId {
+        const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let n = u128::from_be_bytes(bits);
+        // 22 six-bit digits hold 132 bits; the top four are zero.
+        let id = (0..22).rev().map(|i| ALPHABET[((n >> (i * 6)) & 63) as usize] as char).collect::<String>();
+        RoomId(id)
+    }
+}
 id_type!(
     /// A participant, stable across reconnects (a socket id is not).
     /// `^[A-Za-z0-9_-]{1,64}$`, chosen by the client or assigned by the server.

@@ -197,3 +197,13 @@ fn error_codes_round_trip_and_unknown_ones_still_read() {
     let ack: JoinAck = serde_json::from_str(r#"{"ok":false,"error":{"code":"something-new","message":"m"}}"#).unwrap();
     assert!(matches!(ack, Ack::Err(ErrorBody { code: ErrorCode::Other, .. })));
 }
+
+#[test]
+fn random_room_ids_are_valid_base64url_of_their_bits() {
+    let id = RoomId::from_random([0xff; 16]);
+    assert_eq!(id.as_str(), format!("D{}", "_".repeat(21)), "top 4 of 132 bits are zero");
+    assert_eq!(RoomId::from_random([0; 16]).as_str(), "A".repeat(22));
+    let id = RoomId::from_random(*b"0123456789abcdef");
+    assert_eq!(RoomId::new(id.as_str()).unwrap(), id);
+    assert_ne!(RoomId::from_random([1; 16]), RoomId::from_random([2; 16]));
+}

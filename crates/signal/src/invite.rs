@@ -170,10 +170,9 @@ impl Invites {
     }
 }
 
-/// 128 random bits as base64url: 22 characters of the room-id alphabet.
+/// A fresh room id of 128 random bits.
 pub fn random_room_id() -> RoomId {
-    let bytes: [u8; 16] = rand::random();
-    RoomId::new(URL_SAFE_NO_PAD.encode(bytes)).expect("base64url is within the room-id alphabet")
+    RoomId::from_random(rand::random())
 }
 
 #[cfg(test)]
