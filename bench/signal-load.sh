@@ -13,13 +13,8 @@
 # ONLY=seed|ringlet runs one server. SEED_PORT/CAND_PORT pick the ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/env.sh
+. bench/signal-bin.sh
 rooms=${1:-5000}; rate=${2:-2000}; secs=${3:-30}; workers=${4:-4}
-if [ -z "${RINGLET_SIGNAL_BIN:-}" ]; then
-  cargo build --release --locked -p ringlet-signal --bin ringlet-signal >&2
-  RINGLET_SIGNAL_BIN="$CARGO_TARGET_DIR/release/ringlet-signal"
-fi
-[ -d tests/node/node_modules ] || (cd tests/node && npm ci --no-audit --no-fund --loglevel=error >&2)
 seed_src=${SEED_SERVER_DIR:-../shared/bench/seed-server}
 work=${SEED_BENCH_DIR:-${TMPDIR:-/tmp}/seed-bench}
 if [ ! -d "$work/node_modules/socket.io" ]; then
