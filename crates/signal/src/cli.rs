@@ -146,6 +146,12 @@ pub struct Args {
     #[arg(long, env = "RINGLET_REDIS_NODE_TTL", default_value = "3s", value_parser = humantime::parse_duration)]
     pub redis_node_ttl: Duration,
 
+    /// Who serves clients that open a WebSocket directly: `lean` (Ringlet's
+    /// own transport, one task per connection) or `socketioxide`. Polling
+    /// and cluster mode always use socketioxide
+    #[arg(long, env = "RINGLET_WEBSOCKET", value_enum, default_value_t = crate::WsEngine::Lean)]
+    pub websocket: crate::WsEngine,
+
     /// Log format
     #[arg(long, env = "RINGLET_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -243,6 +249,7 @@ impl Args {
                 Some(url) => Some(crate::ClusterConfig { node_ttl: self.redis_node_ttl, ..crate::ClusterConfig::new(url) }),
                 None => None,
             },
+            websocket: self.websocket,
             ..Config::default()
         })
     }

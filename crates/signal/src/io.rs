@@ -63,7 +63,7 @@ impl Default for BacklogLimits {
 /// State shared by every connection: the hub behind one lock, and the
 /// limits kept per connection and per address.
 pub struct Shared {
-    pub(crate) hub: Mutex<Hub<Sid, SocketSink>>,
+    pub(crate) hub: Mutex<Hub<Sid, Outlet>>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) backlog: BacklogLimits,
     pub(crate) gate: Gate,
@@ -96,7 +96,7 @@ struct ConnGuard {
 
 impl Shared {
     pub(crate) fn new(
-        hub: Hub<Sid, SocketSink>,
+        hub: Hub<Sid, Outlet>,
         metrics: Arc<Metrics>,
         backlog: BacklogLimits,
         limits: LimitConfig,
@@ -109,7 +109,7 @@ impl Shared {
 
 impl Shared {
     /// Runs `f` on the hub, then schedules the timers it asked for.
-    fn with_hub<R>(self: &Arc<Self>, f: impl FnOnce(&mut Hub<Sid, SocketSink>) -> R) -> R {
+    pub(crate) fn with_hub<R>(self: &Arc<Self>, f: impl FnOnce(&mut Hub<Sid, Outlet>) -> R) -> R {
         let (r, timers) = {
             let mut hub = self.hub.lock();
             let r = f(&mut hub);
@@ -143,6 +143,11 @@ impl Gate {
         // Absent only when the router is served without connect info
         // (in-process tests): then there is no address to count.
         let ip = s.req_parts().extensions.get::<axum::extract::ConnectInfo<PeerAddr>>().map(|c| c.0 .0.ip());
+        self.attach_sid(s.id, ip)
+    }
+
+    /// [`Gate::attach`] for a connection known by its id and address.
+    pub(crate) fn attach_sid(&self, sid: Sid, ip: Option<IpAddr>) -> Result<(), ConnectRefused> {
         let mut guard = self.guard.lock();
         if let Some(ip) = ip {
             if !guard.per_ip.try_add(ip, self.limits.connections_per_ip) {
@@ -158,7 +163,7 @@ impl Gate {
             }
         }
         let rate = EventRate::new(&self.limits, Instant::now());
-        guard.conns.insert(s.id, ConnGuard { ip, rate, kicked: false });
+        guard.conns.insert(sid, ConnGuard { ip, rate, kicked: false });
         Ok(())
     }
 
@@ -175,10 +180,11 @@ impl Gate {
     /// Whether the connection's next event is within its rate: the reply
     /// back when it is; else the event is refused (and a persistent
     /// flooder disconnected) here.
-    pub(crate) fn admit<Ad: Adapter>(&self, reply: Reply<Ad>, v: &Value) -> Option<Reply<Ad>> {
+    /// `ev` names the event, for the refusal (only looked at then).
+    pub(crate) fn admit<'e, R: Respond>(&self, reply: R, ev: impl FnOnce() -> Option<&'e str>) -> Option<R> {
         let verdict = {
             let mut guard = self.guard.lock();
-            match guard.conns.get_mut(&reply.socket.id) {
+            match guard.conns.get_mut(&reply.sid()) {
                 None => Verdict::Admit,
                 Some(conn) => {
                     let verdict = conn.rate.check(Instant::now());
@@ -194,18 +200,19 @@ impl Gate {
         }
         self.metrics.refused(ErrorCode::RateLimited);
         self.metrics.limit_hit(crate::metrics::Limit::EventRate);
-        let socket = reply.socket.clone();
+        let sid = reply.sid();
         let per_sec = self.limits.events_per_sec;
         let message = if verdict == Verdict::Disconnect {
             format!("too many events (over {per_sec}/s) for too long; disconnected")
         } else {
             format!("too many events (over {per_sec}/s); slow down")
         };
-        reply.refuse(event_name(v), None, ErrorBody { code: ErrorCode::RateLimited, message });
         if verdict == Verdict::Disconnect {
             self.metrics.kicked();
-            tracing::info!(sid = %socket.id, "disconnected a connection that kept flooding");
-            let _ = socket.disconnect();
+            tracing::info!(%sid, "disconnected a connection that kept flooding");
+            reply.refuse_and_disconnect(ev(), ErrorBody { code: ErrorCode::RateLimited, message });
+        } else {
+            reply.refuse(ev(), None, ErrorBody { code: ErrorCode::RateLimited, message });
         }
         None
     }
@@ -253,6 +260,24 @@ pub struct SocketSink {
     socket: SocketRef<A>,
     backlog: Arc<Mutex<Backlog>>,
     limits: BacklogLimits,
+}
+
+/// A connection's outgoing side, whichever transport carries it.
+#[derive(Clone)]
+pub enum Outlet {
+    /// A socketioxide socket (polling, upgrades, TLS).
+    Sio(SocketSink),
+    /// A direct WebSocket served by the lean transport.
+    Lean(crate::lean::Outbox),
+}
+
+impl Sink for Outlet {
+    fn send(&self, ev: &'static str, payload: &Payload) -> Result<(), SinkError> {
+        match self {
+            Outlet::Sio(s) => s.send(ev, payload),
+            Outlet::Lean(o) => o.send(ev, payload),
+        }
+    }
 }
 
 enum Emit {
@@ -358,7 +383,7 @@ impl FromConnectParts<A> for Attach {
         shared.gate.attach(s)?;
         let socket = SocketRef::from(Arc::clone(s));
         let sink = SocketSink { socket: socket.clone(), backlog: Default::default(), limits: shared.backlog };
-        shared.with_hub(|hub| hub.connect(s.id, sink.clone()));
+        shared.with_hub(|hub| hub.connect(s.id, Outlet::Sio(sink.clone())));
         socket.on_fallback(|_: Inbound| async {});
         socket.on_disconnect(|_: Detach| async {});
         tracing::debug!(sid = %s.id, "connected");
@@ -385,7 +410,7 @@ fn forget_if_never_connected(shared: SharedState, sink: SocketSink) {
         }
         let sid = sink.socket.id;
         let ours = shared.with_hub(|hub| {
-            let ours = hub.sink(&sid).is_some_and(|s| Arc::ptr_eq(&s.backlog, &sink.backlog));
+            let ours = hub.sink(&sid).is_some_and(|s| matches!(s, Outlet::Sio(s) if Arc::ptr_eq(&s.backlog, &sink.backlog)));
             if ours {
                 tracing::debug!(%sid, "connect never completed: forgetting the socket");
                 hub.disconnect(sid, Departure::Lost);
@@ -445,8 +470,12 @@ impl FromMessage<A> for Inbound {
         let mut v = v;
         let ack = AckSender::from_message_parts(&s, &mut v, &ack_id).expect("infallible");
         let reply = Reply { socket: SocketRef::from(s), ack: ack_id.map(|_| ack) };
-        if let Some(reply) = shared.gate.admit(reply, &v) {
-            handle(&shared, reply, &v);
+        if let Some(reply) = shared.gate.admit(reply, || event_name(&v)) {
+            let (text, binary) = match &v {
+                Value::Str(text, bins) => (&**text, bins.as_ref().is_some_and(|b| !b.is_empty())),
+                Value::Bytes(_) => ("", true),
+            };
+            handle(&shared, reply, text, binary);
         }
         Err(Handled)
     }
@@ -459,22 +488,25 @@ pub(crate) struct Reply<Ad: Adapter = A> {
     pub(crate) ack: Option<AckSender<Ad>>,
 }
 
-impl<Ad: Adapter> Reply<Ad> {
-    pub(crate) fn ack<T: serde::Serialize>(self, body: &Ack<T>) {
-        if let Some(ack) = self.ack {
-            if let Err(e) = ack.send(body) {
-                tracing::debug!(error = %e, "ack not sent");
-            }
-        }
-    }
+/// How an event is answered, whichever transport it came on: its ack when
+/// the client asked for one, else an `error` event for a refusal.
+pub(crate) trait Respond: Sized {
+    /// The connection the event came from.
+    fn sid(&self) -> Sid;
+    fn wants_ack(&self) -> bool;
+    /// Sends `body` as the ack, if the client asked for one.
+    fn ack<T: serde::Serialize>(self, body: &Ack<T>);
+    fn error_event(self, body: &ErrorEvent);
+    /// Disconnects the connection (it keeps flooding) after `refuse`.
+    fn refuse_and_disconnect(self, ev: Option<&str>, err: ErrorBody);
 
-    pub(crate) fn ok(self) {
+    fn ok(self) {
         self.ack(&Ack::Ok(serde_json::Map::new()));
     }
 
-    pub(crate) fn refuse(self, ev: Option<&str>, room: Option<&str>, err: ErrorBody) {
-        tracing::debug!(sid = %self.socket.id, event = ?ev, code = %err.code, message = %err.message, "refused");
-        if self.ack.is_some() {
+    fn refuse(self, ev: Option<&str>, room: Option<&str>, err: ErrorBody) {
+        tracing::debug!(sid = %self.sid(), event = ?ev, code = %err.code, message = %err.message, "refused");
+        if self.wants_ack() {
             self.ack::<()>(&Ack::Err(err));
         } else {
             let body = ErrorEvent {
@@ -483,8 +515,36 @@ impl<Ad: Adapter> Reply<Ad> {
                 event: ev.map(str::to_owned),
                 room_id: room.map(str::to_owned),
             };
-            let _ = self.socket.emit(event::ERROR, &body);
+            self.error_event(&body);
         }
+    }
+}
+
+impl<Ad: Adapter> Respond for Reply<Ad> {
+    fn sid(&self) -> Sid {
+        self.socket.id
+    }
+
+    fn wants_ack(&self) -> bool {
+        self.ack.is_some()
+    }
+
+    fn ack<T: serde::Serialize>(self, body: &Ack<T>) {
+        if let Some(ack) = self.ack {
+            if let Err(e) = ack.send(body) {
+                tracing::debug!(error = %e, "ack not sent");
+            }
+        }
+    }
+
+    fn error_event(self, body: &ErrorEvent) {
+        let _ = self.socket.emit(event::ERROR, body);
+    }
+
+    fn refuse_and_disconnect(self, ev: Option<&str>, err: ErrorBody) {
+        let socket = self.socket.clone();
+        self.refuse(ev, None, err);
+        let _ = socket.disconnect();
     }
 }
 
@@ -512,11 +572,9 @@ pub(crate) fn split_packet(text: &str) -> Option<Packet<'_>> {
     serde::Deserializer::deserialize_seq(&mut de, V).ok()
 }
 
-fn handle(shared: &Arc<Shared>, reply: Reply, v: &Value) {
-    let (text, binary) = match v {
-        Value::Str(text, bins) => (&**text, bins.as_ref().is_some_and(|b| !b.is_empty())),
-        Value::Bytes(_) => ("", true),
-    };
+/// Handles one event: `text` is its `[event, ...args]` JSON; `binary`
+/// whether it carried attachments.
+pub(crate) fn handle(shared: &Arc<Shared>, reply: impl Respond, text: &str, binary: bool) {
     let Some(packet) = split_packet(text) else {
         // socketioxide already checked the event name; this is unreachable
         // short of a parser change, and still must not panic.
@@ -543,8 +601,9 @@ fn handle(shared: &Arc<Shared>, reply: Reply, v: &Value) {
                 if let Err(e) = shared.gate.check_join(&req, now) {
                     return reply.refuse(Some(ev), Some(&room), e);
                 }
+                let sid = reply.sid();
                 shared.with_hub(|hub| {
-                    hub.join(reply.socket.id, req, |ack| match ack {
+                    hub.join(sid, req, |ack| match ack {
                         // A fresh token for links shared from here on and
                         // for rejoins after the first one has expired.
                         Ack::Ok(accepted) if shared.gate.invites.is_some() => {
@@ -563,7 +622,7 @@ fn handle(shared: &Arc<Shared>, reply: Reply, v: &Value) {
             }
         },
         event::LEAVE => match LeaveRequest::parse(data) {
-            Ok(req) => match shared.with_hub(|hub| hub.leave(reply.socket.id, &req.room_id)) {
+            Ok(req) => match shared.with_hub(|hub| hub.leave(reply.sid(), &req.room_id)) {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.refuse(Some(ev), Some(req.room_id.as_str()), e),
             },
@@ -581,10 +640,10 @@ fn handle(shared: &Arc<Shared>, reply: Reply, v: &Value) {
     }
 }
 
-fn relay(shared: &Arc<Shared>, reply: Reply, kind: RelayKind, data: &str) {
+fn relay(shared: &Arc<Shared>, reply: impl Respond, kind: RelayKind, data: &str) {
     let ev = kind.event();
     match RelayView::parse(kind, data) {
-        Ok(view) => match shared.with_hub(|hub| hub.relay(reply.socket.id, &view)) {
+        Ok(view) => match shared.with_hub(|hub| hub.relay(reply.sid(), &view)) {
             Ok(()) => reply.ok(),
             Err(e) => reply.refuse(Some(ev), Some(&view.room_id), e),
         },

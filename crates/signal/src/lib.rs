@@ -42,6 +42,7 @@ pub mod cluster;
 pub mod hub;
 pub mod invite;
 mod io;
+mod lean;
 pub mod limits;
 pub mod metrics;
 pub mod tls;
@@ -63,6 +64,10 @@ pub use web::WebClient;
 /// beyond it the connection is closed before the message is buffered
 /// whole, as Socket.IO's own `maxHttpBufferSize` (1 MB) does.
 pub const MAX_MESSAGE: usize = 2 * 1024 * 1024;
+
+/// How long a connection may stay without joining `/signaling`
+/// (socketioxide's default, used by both transports).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// Origins the desktop app's webview uses on each platform.
 pub const APP_ORIGINS: [&str; 3] = ["tauri://localhost", "http://tauri.localhost", "https://tauri.localhost"];
@@ -117,6 +122,21 @@ pub struct Config {
     /// Cluster mode: state in Redis, fan-out through socketioxide's Redis
     /// adapter (see [`cluster`]). `None`: the in-memory hub.
     pub redis: Option<ClusterConfig>,
+    /// Who serves direct WebSocket connections on a single node.
+    pub websocket: WsEngine,
+}
+
+/// Who serves clients that open a WebSocket directly (`transport=websocket`
+/// without a polling session first): every Ringlet client does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum WsEngine {
+    /// Ringlet's own lean transport: one task and one buffer per
+    /// connection (see BENCHMARKS.md for what that saves).
+    #[default]
+    Lean,
+    /// socketioxide, like every other transport. Cluster mode always uses
+    /// it (its fan-out is socketioxide's Redis adapter).
+    Socketioxide,
 }
 
 impl Default for Config {
@@ -134,6 +154,7 @@ impl Default for Config {
             invites: None,
             tls: None,
             redis: None,
+            websocket: WsEngine::default(),
         }
     }
 }
@@ -153,7 +174,7 @@ pub struct Server {
 }
 
 enum Mode {
-    Local(SocketIo, Arc<io::Shared>),
+    Local(SocketIo, Arc<io::Shared>, Option<Arc<lean::Lean>>),
     Cluster(cluster::Node),
 }
 
@@ -181,9 +202,9 @@ impl Server {
             });
             return Ok(Server { listener, local_addr, router, mode: Mode::Cluster(node), metrics });
         }
-        let (router, io, shared) = app_parts(config);
+        let (router, io, shared, lean) = app_parts(config);
         let metrics = Arc::clone(&shared.metrics);
-        Ok(Server { listener, local_addr, router, mode: Mode::Local(io, shared), metrics })
+        Ok(Server { listener, local_addr, router, mode: Mode::Local(io, shared, lean), metrics })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -206,7 +227,7 @@ impl Server {
     /// its own rooms' links with it.
     pub fn invites(&self) -> Option<&Invites> {
         match &self.mode {
-            Mode::Local(_, shared) => shared.gate.invites.as_ref(),
+            Mode::Local(_, shared, _) => shared.gate.invites.as_ref(),
             Mode::Cluster(node) => node.cluster.gate.invites.as_ref(),
         }
     }
@@ -219,7 +240,10 @@ impl Server {
             shutdown.await;
             tracing::info!("shutting down: closing every socket");
             match mode {
-                Mode::Local(io, shared) => {
+                Mode::Local(io, shared, lean) => {
+                    if let Some(lean) = lean {
+                        lean.shutdown().await;
+                    }
                     io.close().await;
                     shared.hub.lock().clear();
                 }
@@ -242,11 +266,11 @@ impl Server {
 /// policy in front. Single node only (`config.redis` is ignored): cluster
 /// mode connects to Redis, which [`Server::bind`] does.
 pub fn app(config: Config) -> (Router, SocketIo, Arc<Metrics>) {
-    let (router, io, shared) = app_parts(config);
+    let (router, io, shared, _) = app_parts(config);
     (router, io, Arc::clone(&shared.metrics))
 }
 
-fn app_parts(config: Config) -> (Router, SocketIo, Arc<io::Shared>) {
+fn app_parts(config: Config) -> (Router, SocketIo, Arc<io::Shared>, Option<Arc<lean::Lean>>) {
     let metrics = Arc::new(Metrics::default());
     let shared = Arc::new(io::Shared::new(
         hub::Hub::new(config.hub.clone(), Arc::clone(&metrics)),
@@ -260,13 +284,35 @@ fn app_parts(config: Config) -> (Router, SocketIo, Arc<io::Shared>) {
     // registered and before CONNECT goes out, so no event can arrive before
     // the handlers exist (the connect handler proper runs after CONNECT).
     sio.ns(ringlet_proto::NAMESPACE, (async || {}).with(async |_: io::Attach| Ok::<(), std::convert::Infallible>(())));
-    let router = routes(metrics, config, |r| r.layer(layer).route("/healthz", get(|| async { "ok\n" })));
-    (router, sio, shared)
+    let lean = (config.websocket == WsEngine::Lean).then(|| {
+        lean::Lean::new(
+            Arc::clone(&shared),
+            lean::LeanConfig {
+                ping_interval: config.ping_interval,
+                ping_timeout: config.ping_timeout,
+                connect_timeout: CONNECT_TIMEOUT,
+                max_message: MAX_MESSAGE,
+                backlog: config.backlog,
+            },
+        )
+    });
+    let intercept = lean.clone();
+    let router = routes(metrics, config, |r| {
+        let r = r.layer(layer);
+        // Outside socketioxide's layer: direct WebSockets never reach it.
+        let r = match intercept {
+            Some(lean) => r.layer(middleware::from_fn_with_state(lean, lean::intercept)),
+            None => r,
+        };
+        r.route("/healthz", get(|| async { "ok\n" }))
+    });
+    (router, sio, shared, lean)
 }
 
 /// Socket.IO settings both modes share.
 fn sio_builder(config: &Config) -> socketioxide::SocketIoBuilder {
     let builder = SocketIo::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
         .ping_interval(config.ping_interval)
         .ping_timeout(config.ping_timeout)
         .max_payload(MAX_MESSAGE as u64)
@@ -337,7 +383,7 @@ struct RoomMint {
 async fn new_room(State(mint): State<Arc<RoomMint>>, req: Request) -> Response {
     use ringlet_proto::{Ack, ErrorBody, ErrorCode};
     // Absent only when served without connect info (in-process tests).
-    if let Some(axum::extract::ConnectInfo(PeerAddr(addr))) = req.extensions().get() {
+    if let Some(axum::extract::ConnectInfo(PeerAddr(addr, _))) = req.extensions().get() {
         if !mint.per_ip.lock().take(addr.ip(), std::time::Instant::now()) {
             mint.metrics.refused(ErrorCode::RateLimited);
             mint.metrics.limit_hit(metrics::Limit::RoomCreation);

@@ -74,19 +74,21 @@ impl TlsFiles {
     }
 }
 
-/// The peer's address as the server saw it, over TCP or TLS.
+/// The peer's address as the server saw it, over TCP or TLS (and, over
+/// plain TCP, the socket, for the lean transport's ACK tuning).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PeerAddr(pub SocketAddr);
+pub struct PeerAddr(pub SocketAddr, pub(crate) Option<std::os::fd::RawFd>);
 
 impl Connected<IncomingStream<'_, TcpListener>> for PeerAddr {
     fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
-        PeerAddr(*stream.remote_addr())
+        use std::os::fd::AsRawFd;
+        PeerAddr(*stream.remote_addr(), Some(stream.io().as_raw_fd()))
     }
 }
 
 impl Connected<IncomingStream<'_, TlsListener>> for PeerAddr {
     fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
-        PeerAddr(*stream.remote_addr())
+        PeerAddr(*stream.remote_addr(), None)
     }
 }
 

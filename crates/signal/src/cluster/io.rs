@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 
 use super::store::{Ending, JoinHow, StoreError};
 use super::{Cluster, ClusterAdapter as CA, QUEUE};
-use crate::io::{invalid, split_packet, ConnectRefused, Handled, Reply};
+use crate::io::{event_name, invalid, split_packet, ConnectRefused, Handled, Reply, Respond};
 
 /// A socket's queue, as the extractors see it.
 pub(crate) struct Queue {
@@ -138,7 +138,7 @@ impl FromMessage<CA> for Inbound {
         let mut v = v;
         let ack = ack_id.map(|_| AckSender::from_message_parts(&s, &mut v, &ack_id).expect("infallible"));
         // The event rate is checked here, in arrival order, as on one node.
-        let Some(Reply { ack, .. }) = cluster.gate.admit(Reply { socket: SocketRef::from(Arc::clone(&s)), ack }, &v)
+        let Some(Reply { ack, .. }) = cluster.gate.admit(Reply { socket: SocketRef::from(Arc::clone(&s)), ack }, || event_name(&v))
         else {
             return Err(Handled);
         };

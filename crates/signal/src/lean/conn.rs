@@ -1,0 +1,494 @@
+//! One lean connection: a single task that reads frames, handles them in
+//! arrival order, and writes whatever its outbox holds.
+
+use std::cell::RefCell;
+use std::future::{poll_fn, Future};
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use ringlet_proto::{event, Ack, ErrorBody, ErrorCode, ErrorEvent, NAMESPACE};
+use socketioxide::socket::Sid;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+use super::wire::{self, Decoder, Eio, Flow, Sio, SioKind, WsMessage};
+use super::{End, Lean, Outbox};
+use crate::hub::Departure;
+use crate::io::{handle, invalid, split_packet, Outlet, Respond};
+
+/// How long the goodbye (DISCONNECT, close frame) may take to go out.
+const GOODBYE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// More attachments than any signaling client sends: the connection is
+/// closed rather than made to swallow them.
+const MAX_ATTACHMENTS: usize = 64;
+
+thread_local! {
+    /// Where reads land. Per thread, not per connection: an idle
+    /// connection holds no read buffer, and a busy one reads up to 64 KiB
+    /// (a burst of candidates) in one syscall.
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; 64 * 1024].into_boxed_slice());
+}
+
+/// Why a connection's task ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// The transport ended (EOF, an I/O error, an Engine.IO close).
+    Lost,
+    /// We close it with this WebSocket code: a broken rule, a missed pong,
+    /// no CONNECT in time.
+    Close(u16),
+    /// The client sent a close frame.
+    PeerClosed,
+    /// Disconnected for flooding.
+    Kicked,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+enum Phase {
+    /// Engine.IO is open; the client has not connected to `/signaling`.
+    Waiting { connect_by: Instant },
+    Connected { sid: Sid },
+}
+
+enum Heartbeat {
+    Idle { ping_at: Instant },
+    AwaitingPong { by: Instant },
+}
+
+/// A binary packet's attachments still to come, and the event to refuse
+/// once they have (binary acks and unconnected sockets refuse nothing).
+struct Attachments {
+    left: usize,
+    refuse: Option<(String, Option<i64>)>,
+}
+
+/// The protocol state of one connection (everything but the socket).
+struct Session {
+    lean: Arc<Lean>,
+    outbox: Outbox,
+    ip: Option<IpAddr>,
+    phase: Phase,
+    heartbeat: Heartbeat,
+    attachments: Option<Attachments>,
+    ending: Option<Ending>,
+}
+
+pub(super) async fn serve<IO>(lean: Arc<Lean>, mut io: IO, ip: Option<IpAddr>, fd: Option<std::os::fd::RawFd>)
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let outbox = Outbox::new(lean.config.backlog);
+    let id = lean.register(&outbox);
+    let now = Instant::now();
+    let mut s = Session {
+        outbox: outbox.clone(),
+        ip,
+        phase: Phase::Waiting { connect_by: now + lean.config.connect_timeout },
+        heartbeat: Heartbeat::Idle { ping_at: now + lean.config.ping_interval },
+        attachments: None,
+        ending: None,
+        lean: Arc::clone(&lean),
+    };
+    s.open();
+    let mut decoder = Decoder::default();
+    let mut wbuf = Vec::new();
+    let timer = tokio::time::sleep_until(s.deadline());
+    tokio::pin!(timer);
+    let ending = poll_fn(|cx| drive(cx, &mut io, fd, &mut decoder, &mut s, &mut wbuf, timer.as_mut())).await;
+    tracing::debug!(?ending, "lean connection ended");
+
+    // Say goodbye, then leave the hub before waiting on a slow socket.
+    s.goodbye(ending);
+    outbox.take(&mut wbuf);
+    outbox.close();
+    lean.unregister(id);
+    s.leave_hub();
+    if !wbuf.is_empty() && ending != Ending::Lost {
+        let _ = tokio::time::timeout(GOODBYE_WAIT, async {
+            io.write_all(&wbuf).await?;
+            io.flush().await?;
+            io.shutdown().await
+        })
+        .await;
+    }
+}
+
+/// Writes what is queued, reads and handles what arrived, runs the timer;
+/// until the connection ends.
+fn drive<IO: AsyncRead + AsyncWrite + Unpin>(
+    cx: &mut Context<'_>,
+    io: &mut IO,
+    fd: Option<std::os::fd::RawFd>,
+    decoder: &mut Decoder,
+    s: &mut Session,
+    wbuf: &mut Vec<u8>,
+    mut timer: Pin<&mut Sleep>,
+) -> Poll<Ending> {
+    // Registered before looking, so a push in between still wakes us.
+    s.outbox.0.waker.register(cx.waker());
+    loop {
+        match s.outbox.take(wbuf) {
+            Some(End::Shutdown) => return Poll::Ready(Ending::Shutdown),
+            Some(End::Kick) => return Poll::Ready(Ending::Kicked),
+            Some(End::Closed) | None => {}
+        }
+        if let Some(ending) = s.ending {
+            return Poll::Ready(ending);
+        }
+        let mut progressed = false;
+
+        while !wbuf.is_empty() {
+            match Pin::new(&mut *io).poll_write(cx, wbuf) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Ending::Lost),
+                Poll::Ready(Ok(n)) => {
+                    wbuf.drain(..n);
+                }
+                Poll::Pending => break,
+            }
+        }
+        if wbuf.is_empty() {
+            // TLS holds written bytes until flushed; TCP returns at once.
+            if let Poll::Ready(Err(_)) = Pin::new(&mut *io).poll_flush(cx) {
+                return Poll::Ready(Ending::Lost);
+            }
+            if wbuf.capacity() > 64 * 1024 {
+                *wbuf = Vec::new(); // a burst went out: give its buffer back
+            }
+        }
+
+        let read = SCRATCH.with_borrow_mut(|scratch| {
+            let mut rb = ReadBuf::new(scratch);
+            match Pin::new(&mut *io).poll_read(cx, &mut rb) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Err(e)) => {
+                    tracing::debug!(error = %e, "lean connection read failed");
+                    Poll::Ready(Err(Ending::Lost))
+                }
+                Poll::Ready(Ok(())) if rb.filled().is_empty() => Poll::Ready(Err(Ending::Lost)),
+                Poll::Ready(Ok(())) => {
+                    let max = s.lean.config.max_message;
+                    let data = rb.filled_mut();
+                    if let Err(e) = decoder.feed(data, max, |m| s.on_ws(m)) {
+                        tracing::debug!(error = %e, "closing a lean connection");
+                        s.end(Ending::Close(e.close_code()));
+                    }
+                    Poll::Ready(Ok(()))
+                }
+            }
+        });
+        match read {
+            Poll::Ready(Ok(())) => {
+                progressed = true;
+                if let Some(fd) = fd {
+                    delay_acks(fd);
+                }
+            }
+            Poll::Ready(Err(ending)) => return Poll::Ready(ending),
+            Poll::Pending => {}
+        }
+
+        if timer.as_mut().poll(cx).is_ready() {
+            s.on_timer(Instant::now());
+            timer.as_mut().reset(s.deadline());
+            progressed = true;
+        }
+        if !progressed {
+            return Poll::Pending;
+        }
+    }
+}
+
+/// Lets the kernel delay the ACK for what was just read (until it can ride
+/// on a reply, or its delayed-ACK timer), instead of sending one per read.
+///
+/// Measured: with quick ACKs, a third of the kernel time of a relay burst
+/// was pure ACKs from `recv` (the sender gets no reply to carry them). The
+/// kernel leaves this mode on its own, hence once per read.
+fn delay_acks(fd: std::os::fd::RawFd) {
+    // SAFETY: `fd` is the socket under this connection's `io`, which the
+    // task owns for as long as it calls this: it stays open and ours.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let _ = socket2::SockRef::from(&fd).set_tcp_quickack(false);
+}
+
+impl Session {
+    fn config(&self) -> &super::LeanConfig {
+        &self.lean.config
+    }
+
+    /// The Engine.IO open packet: the session id and heartbeat settings.
+    fn open(&self) {
+        let c = self.config();
+        let open = format!(
+            r#"0{{"sid":"{}","upgrades":[],"pingInterval":{},"pingTimeout":{},"maxPayload":{}}}"#,
+            Sid::new(),
+            c.ping_interval.as_millis(),
+            c.ping_timeout.as_millis(),
+            c.max_message
+        );
+        self.push(&[open.as_bytes()]);
+    }
+
+    fn push(&self, parts: &[&[u8]]) {
+        if let Err(e) = self.outbox.push(parts) {
+            tracing::debug!(error = %e, "dropped an outgoing packet");
+        }
+    }
+
+    fn end(&mut self, ending: Ending) {
+        self.ending.get_or_insert(ending);
+    }
+
+    fn deadline(&self) -> Instant {
+        let beat = match self.heartbeat {
+            Heartbeat::Idle { ping_at } => ping_at,
+            Heartbeat::AwaitingPong { by } => by,
+        };
+        match self.phase {
+            Phase::Waiting { connect_by } => beat.min(connect_by),
+            Phase::Connected { .. } => beat,
+        }
+    }
+
+    fn on_timer(&mut self, now: Instant) {
+        if let Phase::Waiting { connect_by } = self.phase {
+            if now >= connect_by {
+                tracing::debug!("no CONNECT in time");
+                return self.end(Ending::Close(1000));
+            }
+        }
+        match self.heartbeat {
+            Heartbeat::Idle { ping_at } if now >= ping_at => {
+                self.push(&[b"2"]);
+                self.heartbeat = Heartbeat::AwaitingPong { by: now + self.config().ping_timeout };
+            }
+            Heartbeat::AwaitingPong { by } if now >= by => {
+                tracing::debug!("no pong in time");
+                self.end(Ending::Close(1000));
+            }
+            _ => {}
+        }
+    }
+
+    fn on_ws(&mut self, m: WsMessage<'_>) -> Flow {
+        match m {
+            WsMessage::Text(_) if self.attachments.is_some() => {
+                tracing::debug!("a text packet while binary attachments were due");
+                self.end(Ending::Close(1002));
+            }
+            WsMessage::Text(text) => self.on_eio(text),
+            WsMessage::Binary(_) => self.on_attachment(),
+            WsMessage::Ping(payload) => {
+                if let Err(e) = self.outbox.push_frame(wire::OP_PONG, &[payload]) {
+                    tracing::debug!(error = %e, "pong not sent");
+                }
+            }
+            WsMessage::Pong => {}
+            WsMessage::Close(_) => self.end(Ending::PeerClosed),
+        }
+        if self.ending.is_some() {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        }
+    }
+
+    fn on_eio(&mut self, text: &str) {
+        match wire::parse_eio(text) {
+            Eio::Message(packet) => self.on_sio(packet),
+            Eio::Pong => {
+                self.heartbeat = Heartbeat::Idle { ping_at: Instant::now() + self.config().ping_interval };
+            }
+            // Engine.IO v3 clients ping the server.
+            Eio::Ping => self.push(&[b"3"]),
+            Eio::Close => self.end(Ending::Lost),
+            Eio::Bad => {
+                tracing::debug!(packet = %truncate(text), "not an Engine.IO packet a client sends");
+                self.end(Ending::Close(1002));
+            }
+        }
+    }
+
+    fn on_sio(&mut self, text: &str) {
+        let Some(p) = wire::parse_sio(text) else {
+            tracing::debug!(packet = %truncate(text), "unreadable Socket.IO packet");
+            return self.end(Ending::Close(1002));
+        };
+        if p.ns != NAMESPACE {
+            if p.kind == SioKind::Connect {
+                let ns = if p.ns == "/" { "" } else { p.ns };
+                self.push(&[b"44", ns.as_bytes(), if ns.is_empty() { b"" } else { b"," }, br#"{"message":"Invalid namespace"}"#]);
+            }
+            return self.expect_attachments(&p, None);
+        }
+        match (p.kind, &self.phase) {
+            (SioKind::Connect, Phase::Waiting { .. }) => self.connect(),
+            (SioKind::Connect, Phase::Connected { sid }) => {
+                let sid = *sid;
+                self.connected(sid); // a repeated CONNECT: the same answer
+            }
+            (SioKind::Disconnect, Phase::Connected { sid }) => {
+                let sid = *sid;
+                self.lean.shared.gate.detach(sid);
+                self.lean.shared.with_hub(|hub| hub.disconnect(sid, Departure::Deliberate));
+                let connect_by = Instant::now() + self.config().connect_timeout;
+                self.phase = Phase::Waiting { connect_by };
+            }
+            (SioKind::Event, Phase::Connected { sid }) => {
+                let reply = LeanReply { sid: *sid, outbox: &self.outbox, ack: p.ack };
+                let shared = &self.lean.shared;
+                match shared.gate.admit(reply, || split_packet(p.data).map(|x| x.event)) {
+                    Some(reply) => handle(shared, reply, p.data, false),
+                    // Kicked: nothing more it sent is read.
+                    None if self.outbox.ending() == Some(End::Kick) => self.end(Ending::Kicked),
+                    None => {}
+                }
+            }
+            (SioKind::BinaryEvent, Phase::Connected { sid }) => {
+                let reply = LeanReply { sid: *sid, outbox: &self.outbox, ack: p.ack };
+                let ev = split_packet(p.data).map(|x| x.event.to_owned()).unwrap_or_default();
+                if self.lean.shared.gate.admit(reply, || Some(ev.as_str())).is_some() {
+                    return self.expect_attachments(&p, Some((ev, p.ack)));
+                }
+                if self.outbox.ending() == Some(End::Kick) {
+                    return self.end(Ending::Kicked);
+                }
+                self.expect_attachments(&p, None)
+            }
+            // Acks (the server asks none), packets before CONNECT:
+            // ignored, as Socket.IO servers do.
+            _ => self.expect_attachments(&p, None),
+        }
+    }
+
+    fn connect(&mut self) {
+        let sid = Sid::new();
+        let shared = Arc::clone(&self.lean.shared);
+        if let Err(refused) = shared.gate.attach_sid(sid, self.ip) {
+            let message = serde_json::to_string(&refused.0).expect("a string serializes");
+            return self.push(&[b"44/signaling,{\"message\":", message.as_bytes(), b"}"]);
+        }
+        shared.with_hub(|hub| hub.connect(sid, Outlet::Lean(self.outbox.clone())));
+        self.phase = Phase::Connected { sid };
+        tracing::debug!(%sid, "connected (lean)");
+        self.connected(sid);
+    }
+
+    fn connected(&self, sid: Sid) {
+        self.push(&[b"40/signaling,{\"sid\":\"", sid.to_string().as_bytes(), b"\"}"]);
+    }
+
+    /// Swallows a binary packet's attachments; refuses its event once
+    /// they have all come.
+    fn expect_attachments(&mut self, p: &Sio<'_>, refuse: Option<(String, Option<i64>)>) {
+        if !matches!(p.kind, SioKind::BinaryEvent | SioKind::BinaryAck) {
+            return;
+        }
+        if p.attachments > MAX_ATTACHMENTS {
+            tracing::debug!(attachments = p.attachments, "too many attachments");
+            return self.end(Ending::Close(1008));
+        }
+        self.attachments = Some(Attachments { left: p.attachments, refuse });
+        if p.attachments == 0 {
+            self.on_attachments_done();
+        }
+    }
+
+    fn on_attachment(&mut self) {
+        match &mut self.attachments {
+            Some(a) => {
+                a.left -= 1;
+                if a.left == 0 {
+                    self.on_attachments_done();
+                }
+            }
+            None => {
+                tracing::debug!("a binary frame nobody announced");
+                self.end(Ending::Close(1003));
+            }
+        }
+    }
+
+    fn on_attachments_done(&mut self) {
+        let Some(Attachments { refuse: Some((ev, ack)), .. }) = self.attachments.take() else { return };
+        let Phase::Connected { sid } = self.phase else { return };
+        self.lean.shared.metrics.refused(ErrorCode::InvalidPayload);
+        let reply = LeanReply { sid, outbox: &self.outbox, ack };
+        reply.refuse(Some(&ev), None, invalid(&ev, "binary attachments are not accepted"));
+    }
+
+    fn goodbye(&self, ending: Ending) {
+        let code = match ending {
+            Ending::Lost => return,
+            Ending::Close(code) => code,
+            Ending::PeerClosed => 1000,
+            Ending::Kicked => 1008,
+            Ending::Shutdown => 1001,
+        };
+        if matches!(ending, Ending::Kicked | Ending::Shutdown) && matches!(self.phase, Phase::Connected { .. }) {
+            self.push(&[b"41/signaling,"]);
+        }
+        let _ = self.outbox.push_frame(wire::OP_CLOSE, &[&code.to_be_bytes()]);
+    }
+
+    /// The connection is gone: its peers keep their place for the grace
+    /// period, unless it was disconnected for flooding.
+    fn leave_hub(&mut self) {
+        if let Phase::Connected { sid } = self.phase {
+            let shared = &self.lean.shared;
+            let kicked = shared.gate.detach(sid);
+            let how = if kicked { Departure::Deliberate } else { Departure::Lost };
+            shared.with_hub(|hub| hub.disconnect(sid, how));
+        }
+    }
+}
+
+fn truncate(s: &str) -> &str {
+    match s.char_indices().nth(80) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// Answers to one event on a lean connection.
+struct LeanReply<'a> {
+    sid: Sid,
+    outbox: &'a Outbox,
+    ack: Option<i64>,
+}
+
+impl Respond for LeanReply<'_> {
+    fn sid(&self) -> Sid {
+        self.sid
+    }
+
+    fn wants_ack(&self) -> bool {
+        self.ack.is_some()
+    }
+
+    fn ack<T: serde::Serialize>(self, body: &Ack<T>) {
+        let Some(id) = self.ack else { return };
+        let json = serde_json::to_string(body).expect("acks serialize");
+        let id = id.to_string();
+        if let Err(e) = self.outbox.push(&[b"43/signaling,", id.as_bytes(), b"[", json.as_bytes(), b"]"]) {
+            tracing::debug!(error = %e, "ack not sent");
+        }
+    }
+
+    fn error_event(self, body: &ErrorEvent) {
+        let json = serde_json::to_string(body).expect("errors serialize");
+        if let Err(e) = self.outbox.event(event::ERROR, &json) {
+            tracing::debug!(error = %e, "error event not sent");
+        }
+    }
+
+    fn refuse_and_disconnect(self, ev: Option<&str>, err: ErrorBody) {
+        let outbox = self.outbox.clone();
+        self.refuse(ev, None, err);
+        outbox.end(End::Kick);
+    }
+}
