@@ -191,6 +191,7 @@ fn text() -> impl Strategy<Value = String> {
 
 /// Checks one relay parse; called on every generated text.
 fn check_relay(kind: RelayKind, raw: &str, peer: &str) -> Result<(), TestCaseError> {
+    check_front(kind, raw, peer)?;
     let Ok(view) = RelayView::parse(kind, raw) else { return Ok(()) };
     prop_assert!(raw.len() <= kind.max_payload());
     prop_assert!(valid_id(&view.room_id), "accepted room id {:?}", view.room_id);
@@ -217,6 +218,30 @@ fn check_relay(kind: RelayKind, raw: &str, peer: &str) -> Result<(), TestCaseErr
     if let Ok(Value::Object(mut input)) = serde_json::from_str::<Value>(raw) {
         input.insert("from".into(), json!(peer));
         prop_assert_eq!(obj, &input);
+    }
+    Ok(())
+}
+
+/// The one-pass form (`parse_front`, on the text as a packet holds it)
+/// takes exactly what the two-pass form takes, with the same result.
+fn check_front(kind: RelayKind, raw: &str, peer: &str) -> Result<(), TestCaseError> {
+    let text = format!("{raw}]");
+    match (RelayView::parse(kind, raw), RelayView::parse_front(kind, &text)) {
+        (Ok(a), Ok((b, rest))) => {
+            prop_assert_eq!(rest.trim_start(), "]");
+            prop_assert_eq!((&a.room_id, &a.to), (&b.room_id, &b.to));
+            let (a, b) = (a.with_from(peer), b.with_from(peer));
+            prop_assert_eq!(a.trim_end(), b.as_str());
+        }
+        (Ok(_), Err(e)) => prop_assert!(false, "parse_front refused what parse took ({e}): {raw}"),
+        // What parse refuses, parse_front may read a front of, but never
+        // the whole (the rest holds what parse refused), unless the only
+        // difference is trailing space counted against the size limit.
+        (Err(_), Ok((_, rest))) => prop_assert!(
+            rest.trim_start() != "]" || raw.len() > kind.max_payload(),
+            "parse_front took what parse refused: {raw}"
+        ),
+        (Err(_), Err(_)) => {}
     }
     Ok(())
 }

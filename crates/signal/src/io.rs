@@ -20,7 +20,7 @@
 //! `InternalChannelFull`, so each connection keeps its own bounded
 //! [`Backlog`] behind it, drained in order as the transport catches up.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -84,7 +84,7 @@ pub(crate) struct Gate {
 #[derive(Default)]
 pub(crate) struct Guard {
     per_ip: PerIp,
-    conns: HashMap<Sid, ConnGuard>,
+    conns: foldhash::HashMap<Sid, ConnGuard>,
 }
 
 struct ConnGuard {
@@ -303,7 +303,7 @@ impl Sink for SocketSink {
     fn send(&self, ev: &'static str, payload: &Payload) -> Result<(), SinkError> {
         let mut b = self.backlog.lock();
         if b.queue.is_empty() {
-            match emit(&self.socket, ev, payload) {
+            match emit(&self.socket, ev, payload.raw()) {
                 Emit::Sent => return Ok(()),
                 Emit::Closed => return Err(SinkError::Closed),
                 Emit::Full => {}
@@ -331,7 +331,7 @@ async fn drain(socket: SocketRef<A>, backlog: Arc<Mutex<Backlog>>) {
         tokio::time::sleep(Duration::from_millis(1)).await;
         let mut b = backlog.lock();
         while let Some((ev, payload)) = b.queue.front() {
-            match emit(&socket, ev, payload) {
+            match emit(&socket, ev, payload.raw()) {
                 Emit::Sent => {
                     let size = payload.get().len();
                     b.queue.pop_front();
@@ -575,6 +575,11 @@ pub(crate) fn split_packet(text: &str) -> Option<Packet<'_>> {
 /// Handles one event: `text` is its `[event, ...args]` JSON; `binary`
 /// whether it carried attachments.
 pub(crate) fn handle(shared: &Arc<Shared>, reply: impl Respond, text: &str, binary: bool) {
+    if !binary {
+        if let Some((kind, view)) = relay_front(text) {
+            return relay_view(shared, reply, kind, view);
+        }
+    }
     let Some(packet) = split_packet(text) else {
         // socketioxide already checked the event name; this is unreachable
         // short of a parser change, and still must not panic.
@@ -641,17 +646,37 @@ pub(crate) fn handle(shared: &Arc<Shared>, reply: impl Respond, text: &str, bina
 }
 
 fn relay(shared: &Arc<Shared>, reply: impl Respond, kind: RelayKind, data: &str) {
-    let ev = kind.event();
     match RelayView::parse(kind, data) {
-        Ok(view) => match shared.with_hub(|hub| hub.relay(reply.sid(), &view)) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.refuse(Some(ev), Some(&view.room_id), e),
-        },
+        Ok(view) => relay_view(shared, reply, kind, view),
         Err(e) => {
             shared.metrics.refused(e.code());
-            reply.refuse(Some(ev), None, e.to_body());
+            reply.refuse(Some(kind.event()), None, e.to_body());
         }
     }
+}
+
+fn relay_view(shared: &Arc<Shared>, reply: impl Respond, kind: RelayKind, view: RelayView<'_>) {
+    match shared.with_hub(|hub| hub.relay(reply.sid(), &view)) {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.refuse(Some(kind.event()), Some(&view.room_id), e),
+    }
+}
+
+/// The hot path: a well-formed relay (`["ice-candidate",{...}]`) read in
+/// one pass, without splitting the packet first. `None` for anything else,
+/// valid or not (the general path then reads it and words any refusal).
+fn relay_front(text: &str) -> Option<(RelayKind, RelayView<'_>)> {
+    let rest = text.strip_prefix("[\"")?;
+    let (name, rest) = rest.split_once('"')?;
+    if name.contains('\\') {
+        return None; // an escaped name: let the JSON parser read it
+    }
+    let kind = RelayKind::from_event(name)?;
+    let json_ws = |c: char| matches!(c, ' ' | '\t' | '\n' | '\r');
+    let rest = rest.trim_start_matches(json_ws).strip_prefix(',')?.trim_start_matches(json_ws);
+    let (view, after) = RelayView::parse_front(kind, rest).ok()?;
+    // More arguments after the first: the general path checks they are JSON.
+    (after.trim_matches(json_ws) == "]").then_some((kind, view))
 }
 
 pub(crate) fn invalid(ev: &str, detail: &str) -> ErrorBody {

@@ -12,7 +12,9 @@
 //! back and receives them in order. Only when the grace ends does the room
 //! hear `peer-left`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::HashMap;
 use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,8 +27,22 @@ use serde_json::value::RawValue;
 
 use crate::metrics::Metrics;
 
-/// A JSON payload ready to send, shared between recipients.
-pub type Payload = Arc<RawValue>;
+/// A JSON payload ready to send, shared between recipients. Valid JSON by
+/// construction (serialized here, or a validated relay with `from` added),
+/// so it is not parsed again on the way out.
+#[derive(Debug, Clone)]
+pub struct Payload(Arc<str>);
+
+impl Payload {
+    pub fn get(&self) -> &str {
+        &self.0
+    }
+
+    /// As a `RawValue`, for serializers that need one (socketioxide).
+    pub fn raw(&self) -> &RawValue {
+        serde_json::from_str(&self.0).expect("payloads are valid JSON")
+    }
+}
 
 /// Where a connection's outgoing events go.
 pub trait Sink {
@@ -143,6 +159,8 @@ struct Conn<S> {
 /// Rooms and the connections in them. See the module docs.
 pub struct Hub<K, S> {
     config: HubConfig,
+    // foldhash: randomly seeded like std's SipHash (room ids are the
+    // clients' choice), and several times cheaper on every relay.
     rooms: HashMap<RoomId, Room<K>>,
     conns: HashMap<K, Conn<S>>,
     timers: Vec<Timer>,
@@ -159,8 +177,12 @@ fn refusal(code: ErrorCode, message: impl Into<String>) -> Refusal {
     ErrorBody { code, message: message.into() }
 }
 
+fn backlogged(to: &str) -> Refusal {
+    refusal(ErrorCode::PeerBacklogged, format!("peer `{to}` is not keeping up; message dropped"))
+}
+
 fn to_payload<T: serde::Serialize>(value: &T) -> Payload {
-    Arc::from(serde_json::value::to_raw_value(value).expect("protocol types serialize"))
+    Payload(Arc::from(serde_json::to_string(value).expect("protocol types serialize")))
 }
 
 impl<K, S> Hub<K, S>
@@ -169,7 +191,7 @@ where
     S: Sink,
 {
     pub fn new(config: HubConfig, metrics: Arc<Metrics>) -> Self {
-        Hub { config, rooms: HashMap::new(), conns: HashMap::new(), timers: Vec::new(), next_seq: 0, away: 0, metrics }
+        Hub { config, rooms: HashMap::default(), conns: HashMap::default(), timers: Vec::new(), next_seq: 0, away: 0, metrics }
     }
 
     pub fn config(&self) -> &HubConfig {
@@ -325,25 +347,38 @@ where
         let (room_id, room) = self.rooms.get_key_value(msg.room_id.as_ref()).ok_or_else(not_in_room)?;
         let sender = room.by_key(key).ok_or_else(not_in_room)?;
         let from = &room.peers[sender].id;
-        let targets: Vec<PeerId> = match &msg.to {
-            Some(to) => {
-                if to.as_ref() == from.as_str() || room.by_id(to).is_none() {
-                    return Err(refusal(ErrorCode::UnknownPeer, format!("no peer `{to}` in room `{room_id}`")));
-                }
-                vec![PeerId::new(to.as_ref()).expect("validated by RelayView")]
+        if let Some(to) = &msg.to {
+            if to.as_ref() == from.as_str() || room.by_id(to).is_none() {
+                return Err(refusal(ErrorCode::UnknownPeer, format!("no peer `{to}` in room `{room_id}`")));
             }
-            None => room.peers.iter().filter(|p| &p.id != from).map(|p| p.id.clone()).collect(),
-        };
-        let payload: Payload = Arc::from(
-            RawValue::from_string(msg.with_from(from.as_str()))
-                .map_err(|e| refusal(ErrorCode::Internal, e.to_string()))?,
-        );
-        let room_id = room_id.clone();
+        }
+        let payload = Payload(Arc::from(msg.with_from(from.as_str())));
         let ev = msg.kind.event();
+        // The common case, allocation-free: online targets get it straight
+        // from here. The rest (away, or a sink that just closed) go through
+        // `deliver`, which holds messages and marks peers away.
         let mut result = Ok(());
-        for t in targets {
-            if let Err(e) = self.deliver(&room_id, t.as_str(), ev, &payload) {
-                result = result.and(Err(e));
+        let mut later: Vec<PeerId> = Vec::new();
+        for (i, p) in room.peers.iter().enumerate() {
+            if i == sender || msg.to.as_ref().is_some_and(|to| to.as_ref() != p.id.as_str()) {
+                continue;
+            }
+            let sent = match p.presence {
+                Presence::Online(k) => self.conns.get(&k).map(|c| c.sink.send(ev, &payload)),
+                Presence::Away { .. } => None,
+            };
+            match sent {
+                Some(Ok(())) => {}
+                Some(Err(SinkError::Backlogged)) => result = result.and(Err(backlogged(p.id.as_str()))),
+                Some(Err(SinkError::Closed)) | None => later.push(p.id.clone()),
+            }
+        }
+        if !later.is_empty() {
+            let room_id = room_id.clone();
+            for t in later {
+                if let Err(e) = self.deliver(&room_id, t.as_str(), ev, &payload) {
+                    result = result.and(Err(e));
+                }
             }
         }
         result
@@ -445,12 +480,7 @@ where
             let sink = &self.conns.get(&k).expect("online peer has a connection").sink;
             match sink.send(ev, payload) {
                 Ok(()) => return Ok(()),
-                Err(SinkError::Backlogged) => {
-                    return Err(refusal(
-                        ErrorCode::PeerBacklogged,
-                        format!("peer `{to}` is not keeping up; message dropped"),
-                    ));
-                }
+                Err(SinkError::Backlogged) => return Err(backlogged(to)),
                 Err(SinkError::Closed) => {
                     // The transport died and its close is not processed yet:
                     // treat the peer as away now and hold the message.

@@ -37,7 +37,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
-use serde_json::value::RawValue;
 use tokio_util::task::TaskTracker;
 
 use crate::hub::{Payload, Sink, SinkError};
@@ -272,7 +271,7 @@ impl Outbox {
 
 impl Sink for Outbox {
     fn send(&self, ev: &'static str, payload: &Payload) -> Result<(), SinkError> {
-        self.event(ev, RawValue::get(payload))
+        self.event(ev, payload.get())
     }
 }
 

@@ -501,6 +501,46 @@ mod tests {
     }
 
     #[test]
+    fn random_input_never_panics_and_random_splits_change_nothing() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for _ in 0..2000 {
+            // Junk: an error or some messages, never a panic.
+            let junk: Vec<u8> = (0..rng.random_range(0..64)).map(|_| rng.random()).collect();
+            let _ = collect(&mut Decoder::default(), &junk, 1 << 16);
+            // Valid frames (fragmented or not, with control frames between)
+            // cut at random points decode the same as in one piece.
+            let mut wire = vec![];
+            let mut want = vec![];
+            for _ in 0..rng.random_range(1..6) {
+                let len = rng.random_range(0..300);
+                let text: String = (0..len).map(|_| rng.random_range(b'a'..=b'z') as char).collect();
+                let mask = rng.random();
+                if rng.random_bool(0.3) && len > 1 {
+                    let cut = rng.random_range(1..len);
+                    wire.extend(client_frame(false, OP_TEXT, &text.as_bytes()[..cut], mask));
+                    wire.extend(client_frame(true, OP_PING, b"x", mask));
+                    want.push(Got::Ping(b"x".to_vec()));
+                    wire.extend(client_frame(true, OP_CONT, &text.as_bytes()[cut..], mask));
+                } else {
+                    wire.extend(client_frame(true, OP_TEXT, text.as_bytes(), mask));
+                }
+                want.push(Got::Text(text));
+            }
+            let mut dec = Decoder::default();
+            let mut got = vec![];
+            let mut at = 0;
+            while at < wire.len() {
+                let n = rng.random_range(1..=(wire.len() - at).min(200));
+                got.extend(collect(&mut dec, &wire[at..at + n], 1 << 16).unwrap());
+                at += n;
+            }
+            assert_eq!(got, want);
+            assert_eq!(dec.buffered(), 0);
+        }
+    }
+
+    #[test]
     fn unmask_matches_the_bytewise_definition() {
         let mask = [0x12, 0x34, 0x56, 0x78];
         for len in 0..40 {
