@@ -103,7 +103,7 @@ where
 
     // Say goodbye, then leave the hub before waiting on a slow socket.
     s.goodbye(ending);
-    outbox.take(&mut wbuf);
+    outbox.take_rest(&mut wbuf);
     outbox.close();
     lean.unregister(id);
     s.leave_hub();
@@ -193,8 +193,11 @@ fn drive<IO: AsyncRead + AsyncWrite + Unpin>(
 
         if timer.as_mut().poll(cx).is_ready() {
             s.on_timer(Instant::now());
-            timer.as_mut().reset(s.deadline());
             progressed = true;
+        }
+        // A pong or a CONNECT moves the deadline as surely as the timer.
+        if timer.deadline() != s.deadline() {
+            timer.as_mut().reset(s.deadline());
         }
         if !progressed {
             return Poll::Pending;
@@ -283,7 +286,7 @@ impl Session {
             WsMessage::Text(text) => self.on_eio(text),
             WsMessage::Binary(_) => self.on_attachment(),
             WsMessage::Ping(payload) => {
-                if let Err(e) = self.outbox.push_frame(wire::OP_PONG, &[payload]) {
+                if let Err(e) = self.outbox.push_frame(wire::OP_PONG, &[payload], super::From::Itself) {
                     tracing::debug!(error = %e, "pong not sent");
                 }
             }
@@ -432,7 +435,7 @@ impl Session {
         if matches!(ending, Ending::Kicked | Ending::Shutdown) && matches!(self.phase, Phase::Connected { .. }) {
             self.push(&[b"41/signaling,"]);
         }
-        let _ = self.outbox.push_frame(wire::OP_CLOSE, &[&code.to_be_bytes()]);
+        let _ = self.outbox.push_frame(wire::OP_CLOSE, &[&code.to_be_bytes()], super::From::Itself);
     }
 
     /// The connection is gone: its peers keep their place for the grace
@@ -481,7 +484,7 @@ impl Respond for LeanReply<'_> {
 
     fn error_event(self, body: &ErrorEvent) {
         let json = serde_json::to_string(body).expect("errors serialize");
-        if let Err(e) = self.outbox.event(event::ERROR, &json) {
+        if let Err(e) = self.outbox.event(event::ERROR, &json, super::From::Itself) {
             tracing::debug!(error = %e, "error event not sent");
         }
     }

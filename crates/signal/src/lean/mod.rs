@@ -199,25 +199,33 @@ impl Outbox {
     }
 
     /// Appends one text frame made of `parts`; wakes the task if it was idle.
+    /// A reply of the connection to its own client (an ack, an error
+    /// event, a pong, a CONNECT answer).
     fn push(&self, parts: &[&[u8]]) -> Result<(), SinkError> {
-        self.push_frame(wire::OP_TEXT, parts)
+        self.push_frame(wire::OP_TEXT, parts, From::Itself)
     }
 
-    /// Appends one frame (bounded like every other: a client that pings
-    /// and never reads fills its own outbox, nothing more).
-    fn push_frame(&self, opcode: u8, parts: &[&[u8]]) -> Result<(), SinkError> {
+    /// Appends one frame. Everything is bounded in bytes (a client that
+    /// pings and never reads fills its own outbox, nothing more); relays
+    /// from others are also bounded in count, as socketioxide's buffer is.
+    /// A client's own replies are not: a client pipelining many acked
+    /// events in one write is reading, and gets every ack.
+    fn push_frame(&self, opcode: u8, parts: &[&[u8]], from: From) -> Result<(), SinkError> {
         let len: usize = parts.iter().map(|p| p.len()).sum();
         let mut out = self.0.out.lock();
         if out.end == Some(End::Closed) {
             return Err(SinkError::Closed);
         }
         let limits = self.0.limits;
-        if out.frames >= limits.messages || out.bytes.len() + wire::frame_len(len) > limits.bytes {
+        let too_many = from == From::Others && out.frames >= limits.messages;
+        if too_many || out.bytes.len() + wire::frame_len(len) > limits.bytes {
             return Err(SinkError::Backlogged);
         }
         let was_empty = out.bytes.is_empty();
         wire::frame(&mut out.bytes, opcode, parts);
-        out.frames += 1;
+        if from == From::Others {
+            out.frames += 1;
+        }
         drop(out);
         if was_empty {
             self.0.waker.wake();
@@ -226,8 +234,9 @@ impl Outbox {
     }
 
     /// A Socket.IO event on `/signaling`: `42/signaling,["ev",payload]`.
-    fn event(&self, ev: &str, payload: &str) -> Result<(), SinkError> {
-        self.push(&[b"42/signaling,[\"", ev.as_bytes(), b"\",", payload.as_bytes(), b"]"])
+    fn event(&self, ev: &str, payload: &str, from: From) -> Result<(), SinkError> {
+        let parts: [&[u8]; 5] = [b"42/signaling,[\"", ev.as_bytes(), b"\",", payload.as_bytes(), b"]"];
+        self.push_frame(wire::OP_TEXT, &parts, from)
     }
 
     /// Asks the task to stop (a shutdown or a kick; the first reason wins).
@@ -253,25 +262,36 @@ impl Outbox {
         out.frames = 0;
     }
 
-    /// Moves what is queued onto `wbuf`; the reason to stop, if any.
+    /// Moves what is queued onto `wbuf` once `wbuf` has been written
+    /// (so a client that stops reading leaves its bytes here, where the
+    /// limits see them); the reason to stop, if any.
     fn take(&self, wbuf: &mut Vec<u8>) -> Option<End> {
         let mut out = self.0.out.lock();
-        if !out.bytes.is_empty() {
-            if wbuf.is_empty() {
-                std::mem::swap(wbuf, &mut out.bytes);
-            } else {
-                wbuf.extend_from_slice(&out.bytes);
-                out.bytes.clear();
-            }
+        if wbuf.is_empty() && !out.bytes.is_empty() {
+            std::mem::swap(wbuf, &mut out.bytes);
             out.frames = 0;
         }
         out.end
     }
+
+    /// The last of it, whatever `wbuf` holds: the goodbye.
+    fn take_rest(&self, wbuf: &mut Vec<u8>) {
+        let mut out = self.0.out.lock();
+        wbuf.extend_from_slice(&out.bytes);
+        out.bytes.clear();
+    }
+}
+
+/// Who queued a frame: the limits differ (see [`Outbox::push_frame`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum From {
+    Itself,
+    Others,
 }
 
 impl Sink for Outbox {
     fn send(&self, ev: &'static str, payload: &Payload) -> Result<(), SinkError> {
-        self.event(ev, payload.get())
+        self.event(ev, payload.get(), From::Others)
     }
 }
 
@@ -317,24 +337,24 @@ mod tests {
     #[test]
     fn the_outbox_is_bounded_ordered_and_closes() {
         let o = Outbox::new(BacklogLimits { messages: 3, bytes: 1 << 20 });
-        o.event("a", "1").unwrap();
-        o.event("b", "2").unwrap();
-        o.event("c", "3").unwrap();
-        assert_eq!(o.event("d", "4"), Err(SinkError::Backlogged));
+        o.event("a", "1", From::Others).unwrap();
+        o.event("b", "2", From::Others).unwrap();
+        o.event("c", "3", From::Others).unwrap();
+        assert_eq!(o.event("d", "4", From::Others), Err(SinkError::Backlogged));
         let mut wbuf = vec![];
         assert_eq!(o.take(&mut wbuf), None);
         let text = String::from_utf8_lossy(&wbuf);
         let (a, b, c) = (text.find("[\"a\",1]"), text.find("[\"b\",2]"), text.find("[\"c\",3]"));
         assert!(a < b && b < c && a.is_some(), "{text}");
-        o.event("d", "4").unwrap();
+        o.event("d", "4", From::Others).unwrap();
         o.end(End::Kick);
         o.end(End::Shutdown);
         assert_eq!(o.take(&mut wbuf), Some(End::Kick), "the first reason wins");
-        assert_eq!(o.event("e", "5"), Ok(()), "a kicked connection still says goodbye");
+        assert_eq!(o.event("e", "5", From::Others), Ok(()), "a kicked connection still says goodbye");
         o.close();
-        assert_eq!(o.event("e", "5"), Err(SinkError::Closed));
+        assert_eq!(o.event("e", "5", From::Others), Err(SinkError::Closed));
         let bytes = Outbox::new(BacklogLimits { messages: 100, bytes: 40 });
-        bytes.event("a", "1").unwrap();
-        assert_eq!(bytes.event("b", &"x".repeat(30)), Err(SinkError::Backlogged));
+        bytes.event("a", "1", From::Others).unwrap();
+        assert_eq!(bytes.event("b", &"x".repeat(30), From::Others), Err(SinkError::Backlogged));
     }
 }

@@ -1,0 +1,812 @@
+//! The lean WebSocket transport (src/lean) from the outside: what a raw
+//! WebSocket client sees on the wire, the one hub it shares with
+//! socketioxide's polling clients, and the socketioxide engine that still
+//! serves direct websockets when asked to (`WsEngine::Socketioxide`).
+//!
+//! The raw client is tokio-tungstenite: it frames and masks, nothing more,
+//! so every Engine.IO and Socket.IO packet here is written out by hand.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use ringlet_proto::ErrorCode;
+use ringlet_signal::metrics::Limit;
+use ringlet_signal::{Config, HubConfig, LimitConfig, WsEngine, MAX_MESSAGE};
+use rust_socketio::TransportType;
+use serde_json::{json, Value};
+use support::{test_config, Client, TestServer, WAIT};
+use tokio::io::AsyncWriteExt;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// What a raw client reads next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Got {
+    Text(String),
+    Binary(Vec<u8>),
+    Ping(Vec<u8>),
+    Pong(Vec<u8>),
+    /// A close frame and its code.
+    Close(Option<u16>),
+    /// The stream ended (or failed) without a close frame.
+    End,
+}
+
+/// A raw WebSocket client: on the lean path unless the server is
+/// configured with `WsEngine::Socketioxide`.
+struct Raw {
+    ws: Ws,
+}
+
+fn ws_url(addr: SocketAddr) -> String {
+    format!("ws://{addr}/socket.io/?EIO=4&transport=websocket")
+}
+
+impl Raw {
+    /// Opens a direct WebSocket; returns it with the Engine.IO open
+    /// packet's text (its first frame).
+    async fn open(addr: SocketAddr) -> (Raw, String) {
+        let (ws, res) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(ws_url(addr)))
+            .await
+            .expect("handshake in time")
+            .expect("handshake");
+        assert_eq!(res.status(), 101);
+        let mut raw = Raw { ws };
+        let open = raw.text().await;
+        (raw, open)
+    }
+
+    /// Opens and connects to `/signaling`; returns the socket id.
+    async fn connect(addr: SocketAddr) -> (Raw, String) {
+        let (mut raw, _) = Raw::open(addr).await;
+        raw.send("40/signaling,").await;
+        let sid = raw.connected().await;
+        (raw, sid)
+    }
+
+    /// Reads the answer to a CONNECT, which must be an acceptance: the sid.
+    async fn connected(&mut self) -> String {
+        let mut got = self.text().await;
+        // socketioxide pings as soon as a session opens.
+        while got == "2" {
+            self.send("3").await;
+            got = self.text().await;
+        }
+        let body = got.strip_prefix("40/signaling,").unwrap_or_else(|| panic!("not a CONNECT: {got}"));
+        let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{body}: {e}"));
+        let sid = v["sid"].as_str().unwrap_or_else(|| panic!("no sid in {body}")).to_owned();
+        assert!(!sid.is_empty());
+        sid
+    }
+
+    async fn send(&mut self, text: &str) {
+        self.ws.send(Message::text(text)).await.expect("send");
+    }
+
+    async fn send_msg(&mut self, m: Message) {
+        self.ws.send(m).await.expect("send");
+    }
+
+    async fn recv(&mut self) -> Got {
+        match tokio::time::timeout(WAIT, self.ws.next()).await.expect("a frame (or the end) in time") {
+            None | Some(Err(_)) => Got::End,
+            Some(Ok(m)) => match m {
+                Message::Text(t) => Got::Text(t.to_string()),
+                Message::Binary(b) => Got::Binary(b.to_vec()),
+                Message::Ping(p) => Got::Ping(p.to_vec()),
+                Message::Pong(p) => Got::Pong(p.to_vec()),
+                Message::Close(c) => Got::Close(c.map(|c| u16::from(c.code))),
+                Message::Frame(_) => unreachable!("only raw reads return frames"),
+            },
+        }
+    }
+
+    async fn text(&mut self) -> String {
+        match self.recv().await {
+            Got::Text(t) => t,
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+
+    /// The ack with id `id`: `43/signaling,<id>[arg]`; returns `arg`.
+    async fn ack(&mut self, id: u64) -> Value {
+        let prefix = format!("43/signaling,{id}");
+        loop {
+            let t = self.text().await;
+            if let Some(body) = t.strip_prefix(&prefix).filter(|b| b.starts_with('[')) {
+                let mut args: Vec<Value> = serde_json::from_str(body).unwrap_or_else(|e| panic!("{t}: {e}"));
+                assert_eq!(args.len(), 1, "{t}");
+                return args.swap_remove(0);
+            }
+        }
+    }
+
+    /// Emits `ev` with an ack id and returns the ack's argument.
+    async fn request(&mut self, id: u64, ev: &str, data: Value) -> Value {
+        self.send(&format!("42/signaling,{id}{}", json!([ev, data]))).await;
+        self.ack(id).await
+    }
+
+    /// The next event named `ev`, skipping other packets.
+    async fn event(&mut self, ev: &str) -> Value {
+        loop {
+            if let Some((name, data)) = as_event(&self.text().await) {
+                if name == ev {
+                    return data;
+                }
+            }
+        }
+    }
+
+    /// Reads until the server closes: the texts that came first, and how it
+    /// ended (a close frame and its code, or the stream's end).
+    async fn until_closed(&mut self) -> (Vec<String>, Got) {
+        let mut texts = vec![];
+        loop {
+            match self.recv().await {
+                Got::Text(t) => texts.push(t),
+                end @ (Got::Close(_) | Got::End) => return (texts, end),
+                Got::Ping(_) | Got::Pong(_) | Got::Binary(_) => {}
+            }
+        }
+    }
+}
+
+/// `42/signaling,["name",data]` as (name, data).
+fn as_event(text: &str) -> Option<(String, Value)> {
+    let body = text.strip_prefix("42/signaling,")?;
+    let mut v: Vec<Value> = serde_json::from_str(body).ok()?;
+    let data = if v.len() > 1 { v.swap_remove(1) } else { Value::Null };
+    Some((v.first()?.as_str()?.to_owned(), data))
+}
+
+async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !cond() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn offer(room: &str) -> Value {
+    json!({"roomId": room, "sdp": {"type": "offer", "sdp": "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n"}})
+}
+
+fn answer(room: &str) -> Value {
+    json!({"roomId": room, "sdp": {"type": "answer", "sdp": "v=0\r\n"}})
+}
+
+fn cand(room: &str, seq: u64) -> Value {
+    let line = format!("candidate:1 1 udp 2122260223 192.0.2.1 {} typ host", 1000 + seq % 60000);
+    json!({"roomId": room, "seq": seq, "candidate": {"candidate": line, "sdpMid": "0", "sdpMLineIndex": 0}})
+}
+
+const RELAYS: [&str; 3] = ["sdp-offer", "sdp-answer", "ice-candidate"];
+
+// ------------------------------------------------------- one hub, two engines
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lean_websocket_and_a_polling_peer_share_one_room() {
+    let server = TestServer::start(HubConfig { grace: Duration::from_secs(5), ..HubConfig::default() }).await;
+    // rust_socketio's websocket transport opens its WebSocket directly (no
+    // polling handshake first), so it is served by the lean transport;
+    // polling is socketioxide's. Each order: either one joins first, offers,
+    // and is told the other left.
+    let pairings = [
+        ("lean-then-polling", TransportType::Websocket, TransportType::Polling),
+        ("polling-then-lean", TransportType::Polling, TransportType::Websocket),
+    ];
+    for (name, ta, tb) in pairings {
+        wait_for("the previous round's hang-ups", || server.metrics.sockets() == 0).await;
+        let mut a = Client::connect_with(&server.url(), ta).await;
+        let mut b = Client::connect_with(&server.url(), tb).await;
+        let room = format!("mixed-{name}");
+        let ja = a.join(json!({"roomId": room, "peerId": "a"})).await;
+        assert_eq!(ja["ok"], true, "{name}: {ja}");
+        let jb = b.join(json!({"roomId": room, "peerId": "b"})).await;
+        assert_eq!(jb["ok"], true, "{name}: {jb}");
+        assert_eq!(jb["peers"], json!([{"peerId": "a"}]), "{name}");
+        assert_eq!(a.next("peer-joined").await, json!({"roomId": room, "peerId": "b"}), "{name}");
+
+        assert_eq!(a.request("sdp-offer", offer(&room)).await, json!({"ok": true}), "{name}");
+        let got = b.next("sdp-offer").await;
+        assert_eq!((got["from"].as_str(), got["sdp"]["type"].as_str()), (Some("a"), Some("offer")), "{name}: {got}");
+        assert_eq!(got["roomId"], room.as_str());
+        b.emit("sdp-answer", answer(&room)).await;
+        assert_eq!(a.next("sdp-answer").await["from"], "b", "{name}");
+
+        assert_eq!(a.request("ice-candidate", cand(&room, 1)).await, json!({"ok": true}), "{name}");
+        assert_eq!(b.request("ice-candidate", cand(&room, 2)).await, json!({"ok": true}), "{name}");
+        let (at_b, at_a) = (b.next("ice-candidate").await, a.next("ice-candidate").await);
+        assert_eq!((at_b["seq"].as_u64(), at_b["from"].as_str()), (Some(1), Some("a")), "{name}: {at_b}");
+        assert_eq!((at_a["seq"].as_u64(), at_a["from"].as_str()), (Some(2), Some("b")), "{name}: {at_a}");
+
+        // No echo: each heard the other once and itself never.
+        for (who, c) in [("a", &mut a), ("b", &mut b)] {
+            let stray = c.quiet_for(Duration::from_millis(300)).await;
+            assert!(stray.iter().all(|r| !RELAYS.contains(&r.event.as_str())), "{name}: {who} got {stray:?}");
+        }
+        b.disconnect().await;
+        assert_eq!(a.next("peer-left").await, json!({"roomId": room, "peerId": "b", "reason": "left"}), "{name}");
+        a.disconnect().await;
+    }
+
+    // The same with a raw client, which is the lean path for certain.
+    wait_for("the last round's hang-ups", || server.metrics.sockets() == 0).await;
+    let (mut raw, _) = Raw::connect(server.addr).await;
+    let mut p = Client::connect_with(&server.url(), TransportType::Polling).await;
+    let ack = raw.request(1, "join", json!({"roomId": "raw-mixed", "peerId": "r"})).await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    assert_eq!(p.join(json!({"roomId": "raw-mixed", "peerId": "p"})).await["ok"], true);
+    assert_eq!(raw.event("peer-joined").await, json!({"roomId": "raw-mixed", "peerId": "p"}));
+    assert_eq!(raw.request(2, "sdp-offer", offer("raw-mixed")).await, json!({"ok": true}));
+    assert_eq!(p.next("sdp-offer").await["from"], "r");
+    p.emit("ice-candidate", cand("raw-mixed", 7)).await;
+    let got = raw.event("ice-candidate").await;
+    assert_eq!((got["seq"].as_u64(), got["from"].as_str()), (Some(7), Some("p")), "{got}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_socketioxide_websocket_engine_still_relays_in_order() {
+    // Far past the default event rate on purpose: this is about order and
+    // loss on the old path, not limits.
+    let limits = LimitConfig { events_per_sec: 0.0, ..LimitConfig::default() };
+    let config = Config { websocket: WsEngine::Socketioxide, limits, ..test_config() };
+    let server = TestServer::start_with(config).await;
+    let a = Client::connect(&server.url()).await;
+    let mut b = Client::connect(&server.url()).await;
+    assert_eq!(a.join(json!({"roomId": "old", "peerId": "a"})).await["ok"], true);
+    assert_eq!(b.join(json!({"roomId": "old", "peerId": "b"})).await["ok"], true);
+    assert_eq!(a.request("sdp-offer", offer("old")).await, json!({"ok": true}));
+    assert_eq!(b.next("sdp-offer").await["from"], "a");
+
+    const N: u64 = 1_000;
+    let sender = tokio::spawn(async move {
+        for i in 0..N {
+            a.emit("ice-candidate", cand("old", i)).await;
+        }
+        a
+    });
+    for i in 0..N {
+        let got = b.next("ice-candidate").await;
+        assert_eq!((got["seq"].as_u64(), got["from"].as_str()), (Some(i), Some("a")), "out of order or lost at {i}");
+    }
+    let a = sender.await.unwrap();
+    assert_eq!(server.metrics.refusals(ErrorCode::PeerBacklogged), 0);
+
+    // A raw direct websocket is served here too, and by socketioxide: it
+    // pings as soon as a session opens, where the lean transport would wait
+    // the 25 s interval (longer than `raw.text()` waits).
+    let (mut raw, open) = Raw::open(server.addr).await;
+    assert!(open.starts_with("0{"), "{open}");
+    raw.send("40/signaling,").await;
+    let (mut pinged, mut connected) = (false, false);
+    while !(pinged && connected) {
+        let t = raw.text().await;
+        if t == "2" {
+            pinged = true;
+            raw.send("3").await;
+        } else {
+            assert!(t.starts_with(r#"40/signaling,{"sid":"#), "{t}");
+            connected = true;
+        }
+    }
+    assert_eq!(raw.request(1, "heartbeat", json!({})).await, json!({"ok": true}));
+    drop(a);
+    server.stop().await;
+}
+
+// ------------------------------------------------------------ the raw wire
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_frame_is_the_open_packet_with_the_servers_settings() {
+    let (ping_interval, ping_timeout) = (Duration::from_millis(7_000), Duration::from_millis(11_000));
+    let config = Config { ping_interval, ping_timeout, ..test_config() };
+    let server = TestServer::start_with(config).await;
+    let (_a, open) = Raw::open(server.addr).await;
+    assert!(open.starts_with(r#"0{"sid":""#), "{open}");
+    let v: Value = serde_json::from_str(&open[1..]).unwrap_or_else(|e| panic!("{open}: {e}"));
+    let sid = v["sid"].as_str().expect("a sid").to_owned();
+    assert!(!sid.is_empty());
+    assert_eq!(v["upgrades"], json!([]), "{open}");
+    assert_eq!(v["pingInterval"], 7_000, "{open}");
+    assert_eq!(v["pingTimeout"], 11_000, "{open}");
+    assert_eq!(v["maxPayload"], MAX_MESSAGE, "{open}");
+    assert_eq!(v.as_object().unwrap().len(), 5, "nothing else: {open}");
+    let (_b, other) = Raw::open(server.addr).await;
+    let other: Value = serde_json::from_str(&other[1..]).unwrap();
+    assert_ne!(other["sid"], sid.as_str(), "each connection its own session id");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_answers_per_namespace_as_socketio_does() {
+    let server = TestServer::start(HubConfig::default()).await;
+    let (mut c, _) = Raw::open(server.addr).await;
+    c.send("40/other,").await;
+    assert_eq!(c.text().await, r#"44/other,{"message":"Invalid namespace"}"#);
+    c.send("40").await;
+    assert_eq!(c.text().await, r#"44{"message":"Invalid namespace"}"#);
+    assert_eq!(server.metrics.sockets(), 0, "refused namespaces connect nothing");
+
+    c.send("40/signaling,").await;
+    let sid = c.connected().await;
+    wait_for("the connection in the hub", || server.metrics.sockets() == 1).await;
+    // A repeated CONNECT gets the same answer, not a second connection.
+    c.send("40/signaling,").await;
+    assert_eq!(c.connected().await, sid);
+    assert_eq!(c.request(1, "heartbeat", json!({})).await, json!({"ok": true}));
+    assert_eq!(server.metrics.sockets(), 1);
+
+    // A namespace DISCONNECT leaves the hub; the WebSocket stays open and
+    // may connect again, as a new socket.
+    c.send("41/signaling,").await;
+    wait_for("the DISCONNECT to leave the hub", || server.metrics.sockets() == 0).await;
+    c.send("40/signaling,").await;
+    let again = c.connected().await;
+    assert_ne!(again, sid);
+    assert_eq!(c.request(2, "heartbeat", json!({})).await, json!({"ok": true}));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_with_an_ack_id_is_acked_with_that_id() {
+    let server = TestServer::start(HubConfig::default()).await;
+    let (mut c, _) = Raw::connect(server.addr).await;
+    c.send(r#"42/signaling,7["join",{"roomId":"r1"}]"#).await;
+    let t = c.text().await;
+    assert!(t.starts_with(r#"43/signaling,7[{"ok":true,"#), "{t}");
+    let ack: Vec<Value> = serde_json::from_str(&t["43/signaling,7".len()..]).unwrap();
+    assert_eq!(ack[0]["roomId"], "r1", "{t}");
+    assert!(ack[0]["peerId"].is_string(), "{t}");
+    c.send(r#"42/signaling,123456["heartbeat",{}]"#).await;
+    assert_eq!(c.text().await, r#"43/signaling,123456[{"ok":true}]"#);
+    // Refusals go to the ack too, and without an ack id as an `error` event.
+    c.send(r#"42/signaling,8["sdp-offer",{"roomId":"elsewhere","sdp":{"type":"offer","sdp":"v=0"}}]"#).await;
+    let refused = c.ack(8).await;
+    let got = (refused["ok"].as_bool(), refused["error"]["code"].as_str());
+    assert_eq!(got, (Some(false), Some("not-in-room")), "{refused}");
+    c.send(r#"42/signaling,["join",null]"#).await;
+    let e = c.event("error").await;
+    assert_eq!((e["event"].as_str(), e["code"].as_str()), (Some("join"), Some("invalid-payload")), "{e}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_ping_gets_a_pong_with_its_payload() {
+    let server = TestServer::start(HubConfig::default()).await;
+    let (mut c, _) = Raw::connect(server.addr).await;
+    c.send_msg(Message::Ping(b"are you there?".to_vec().into())).await;
+    assert_eq!(c.recv().await, Got::Pong(b"are you there?".to_vec()));
+    c.send_msg(Message::Ping(Vec::new().into())).await;
+    assert_eq!(c.recv().await, Got::Pong(vec![]));
+    // An unsolicited pong is fine too.
+    c.send_msg(Message::Pong(b"x".to_vec().into())).await;
+    assert_eq!(c.request(1, "heartbeat", json!({})).await, json!({"ok": true}));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_attachments_are_refused_readably_and_the_connection_stays_usable() {
+    let server = TestServer::start(HubConfig::default()).await;
+    let (mut c, _) = Raw::connect(server.addr).await;
+    assert_eq!(c.request(1, "join", json!({"roomId": "bin", "peerId": "c"})).await["ok"], true);
+
+    c.send(r#"451-/signaling,3["ice-candidate",{"_placeholder":true,"num":0}]"#).await;
+    c.send_msg(Message::Binary(vec![1, 2, 3].into())).await;
+    let t = c.text().await;
+    assert!(t.starts_with(r#"43/signaling,3[{"ok":false,"error":{"code":"invalid-payload","#), "{t}");
+    let ack: Vec<Value> = serde_json::from_str(&t["43/signaling,3".len()..]).unwrap();
+    assert!(ack[0]["error"]["message"].as_str().unwrap().contains("binary"), "{t}");
+
+    // Without an ack id: an `error` event naming the event. Two
+    // attachments: the refusal waits for both.
+    c.send(r#"452-/signaling,["sdp-offer",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#).await;
+    c.send_msg(Message::Binary(vec![4].into())).await;
+    c.send_msg(Message::Binary(vec![5].into())).await;
+    let e = c.event("error").await;
+    assert_eq!((e["code"].as_str(), e["event"].as_str()), (Some("invalid-payload"), Some("sdp-offer")), "{e}");
+
+    // Still connected and in its room.
+    assert_eq!(c.request(4, "heartbeat", json!({})).await, json!({"ok": true}));
+    assert_eq!(c.request(5, "ice-candidate", cand("bin", 1)).await, json!({"ok": true}));
+    assert!(server.metrics.refusals(ErrorCode::InvalidPayload) >= 2);
+    assert_eq!(server.metrics.sockets(), 1);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packets_no_client_sends_close_the_connection_and_others_carry_on() {
+    let server = TestServer::start(HubConfig::default()).await;
+    let (mut bystander, _) = Raw::connect(server.addr).await;
+    assert_eq!(bystander.request(1, "join", json!({"roomId": "calm", "peerId": "s"})).await["ok"], true);
+    // `49`: a message whose Socket.IO packet type does not exist. `4`: a
+    // message with no Socket.IO packet at all. `5`: an Engine.IO upgrade on
+    // a connection that is already a websocket. `6`: a noop, polling-only.
+    for (i, bad) in ["49", "4", "5", "6"].into_iter().enumerate() {
+        let (mut c, _) = Raw::connect(server.addr).await;
+        wait_for("the new connection", || server.metrics.sockets() == 2).await;
+        c.send(bad).await;
+        let (texts, end) = c.until_closed().await;
+        assert!(texts.is_empty(), "{bad}: {texts:?}");
+        assert_eq!(end, Got::Close(Some(1002)), "{bad}");
+        wait_for("the closed connection to leave the hub", || server.metrics.sockets() == 1).await;
+        let id = 10 + i as u64;
+        assert_eq!(bystander.request(id, "heartbeat", json!({})).await, json!({"ok": true}), "after {bad}");
+    }
+    // New connections are still served.
+    let (mut fresh, _) = Raw::connect(server.addr).await;
+    assert_eq!(fresh.request(1, "join", json!({"roomId": "calm", "peerId": "f"})).await["ok"], true);
+    assert_eq!(bystander.event("peer-joined").await["peerId"], "f");
+    server.stop().await;
+}
+
+/// A WebSocket frame header, masked as a client's, announcing `len`
+/// payload bytes.
+fn client_header(opcode: u8, len: u64) -> Vec<u8> {
+    let mut h = vec![0x80 | opcode, 0x80 | 127];
+    h.extend_from_slice(&len.to_be_bytes());
+    h.extend_from_slice(&[0x11, 0x22, 0x33, 0x44]);
+    h
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_over_max_message_is_refused_with_1009() {
+    let server = TestServer::start(HubConfig::default()).await;
+
+    // Up to the limit, a large event is read and refused readably.
+    let (mut c, _) = Raw::connect(server.addr).await;
+    let sdp = "x".repeat(MAX_MESSAGE - 200);
+    let big = format!("42/signaling,1{}", json!(["sdp-offer", {"roomId": "r", "sdp": {"type": "offer", "sdp": sdp}}]));
+    assert!(big.len() <= MAX_MESSAGE && big.len() > MAX_MESSAGE - 1024, "{}", big.len());
+    c.send(&big).await;
+    let ack = c.ack(1).await;
+    assert_eq!(ack["error"]["code"], "too-large", "{ack:.200}");
+
+    // One byte over, announced in a frame header: refused from the
+    // header, before any of it is sent (so before it is buffered).
+    let (mut over, _) = Raw::connect(server.addr).await;
+    wait_for("both connections", || server.metrics.sockets() == 2).await;
+    let s = over.ws.get_mut();
+    s.write_all(&client_header(1, MAX_MESSAGE as u64 + 1)).await.unwrap();
+    s.flush().await.unwrap();
+    let (texts, end) = over.until_closed().await;
+    assert!(texts.is_empty(), "{texts:?}");
+    assert_eq!(end, Got::Close(Some(1009)));
+    wait_for("the refused connection to leave the hub", || server.metrics.sockets() == 1).await;
+
+    // The same for a binary frame, and for a whole oversized message
+    // actually sent (the server may reset the connection while the client
+    // is still writing it: then the stream just ends).
+    let (mut bin, _) = Raw::connect(server.addr).await;
+    let s = bin.ws.get_mut();
+    s.write_all(&client_header(2, u64::MAX >> 1)).await.unwrap();
+    s.flush().await.unwrap();
+    assert_eq!(bin.until_closed().await.1, Got::Close(Some(1009)));
+    let (mut whole, _) = Raw::connect(server.addr).await;
+    let _ = whole.ws.send(Message::text("4".repeat(MAX_MESSAGE + 1))).await;
+    let (texts, end) = whole.until_closed().await;
+    assert!(texts.is_empty(), "{texts:?}");
+    assert!(matches!(end, Got::Close(Some(1009)) | Got::End), "{end:?}");
+
+    // The connection that stayed within the limit is unharmed.
+    assert_eq!(c.request(2, "heartbeat", json!({})).await, json!({"ok": true}));
+    wait_for("only the first connection left", || server.metrics.sockets() == 1).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engineio_heartbeat_keeps_answering_clients_and_drops_silent_ones() {
+    let config =
+        Config { ping_interval: Duration::from_millis(200), ping_timeout: Duration::from_millis(300), ..test_config() };
+    let server = TestServer::start_with(config).await;
+    let (mut c, _) = Raw::connect(server.addr).await;
+    wait_for("the connection in the hub", || server.metrics.sockets() == 1).await;
+
+    // Answering every ping keeps it open well past interval + timeout.
+    let start = tokio::time::Instant::now();
+    let mut pings = 0;
+    while pings < 3 || start.elapsed() < Duration::from_millis(1_200) {
+        match c.recv().await {
+            Got::Text(t) if t == "2" => {
+                pings += 1;
+                c.send("3").await;
+            }
+            other => panic!("after {pings} pings and {:?}: {other:?}", start.elapsed()),
+        }
+    }
+    assert_eq!(c.request(1, "heartbeat", json!({})).await, json!({"ok": true}));
+    assert_eq!(server.metrics.sockets(), 1);
+
+    // A client that stops answering is closed, and leaves the hub.
+    let (texts, end) = c.until_closed().await;
+    assert!(texts.iter().all(|t| t == "2"), "only pings: {texts:?}");
+    assert!(!texts.is_empty(), "it was pinged before being dropped");
+    assert_eq!(end, Got::Close(Some(1000)));
+    wait_for("the silent client to leave the hub", || server.metrics.sockets() == 0).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_shutdown_says_goodbye_on_every_connection() {
+    let server = TestServer::start(HubConfig::default()).await;
+    let (mut connected, _) = Raw::connect(server.addr).await;
+    assert_eq!(connected.request(1, "join", json!({"roomId": "r", "peerId": "a"})).await["ok"], true);
+    // Open but never connected to `/signaling`: no Socket.IO goodbye.
+    let (mut open_only, _) = Raw::open(server.addr).await;
+    let (metrics, addr) = (server.metrics.clone(), server.addr);
+    server.stop().await;
+
+    let (texts, end) = connected.until_closed().await;
+    assert_eq!(texts, ["41/signaling,"]);
+    assert_eq!(end, Got::Close(Some(1001)));
+    let (texts, end) = open_only.until_closed().await;
+    assert!(texts.is_empty(), "{texts:?}");
+    assert_eq!(end, Got::Close(Some(1001)));
+    assert_eq!(metrics.sockets(), 0);
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "still listening after shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_address_connection_limit_covers_lean_connections() {
+    let limits = LimitConfig { connections_per_ip: 1, ..LimitConfig::default() };
+    let server = TestServer::start_with(Config { limits, ..test_config() }).await;
+    let (mut first, _) = Raw::connect(server.addr).await;
+    let (mut second, _) = Raw::open(server.addr).await;
+    second.send("40/signaling,").await;
+    let message = "limit-exceeded: too many connections from your address (at most 1); close some and retry";
+    assert_eq!(second.text().await, format!(r#"44/signaling,{{"message":"{message}"}}"#));
+    assert_eq!(server.metrics.limit_hits(Limit::ConnectionsPerIp), 1);
+    assert_eq!(server.metrics.refusals(ErrorCode::LimitExceeded), 1);
+    assert_eq!(server.metrics.sockets(), 1);
+    // The refused one keeps its WebSocket; events before a CONNECT are
+    // ignored.
+    second.send(r#"42/signaling,1["heartbeat",{}]"#).await;
+
+    // Once the first leaves, its slot is free for a CONNECT on the same
+    // WebSocket; and the first, still open, is now the one refused.
+    first.send("41/signaling,").await;
+    wait_for("the first to leave the hub", || server.metrics.sockets() == 0).await;
+    second.send("40/signaling,").await;
+    second.connected().await;
+    second.send(r#"42/signaling,2["heartbeat",{}]"#).await;
+    assert_eq!(second.text().await, r#"43/signaling,2[{"ok":true}]"#, "no ack for the event sent unconnected");
+    first.send("40/signaling,").await;
+    assert!(first.text().await.starts_with(r#"44/signaling,{"message":"limit-exceeded: "#));
+    assert_eq!(server.metrics.limit_hits(Limit::ConnectionsPerIp), 2);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_lean_connection_is_refused_then_kicked_once() {
+    let limits = LimitConfig { events_per_sec: 20.0, event_burst: 20.0, ..LimitConfig::default() };
+    let server = TestServer::start_with(Config { limits, ..test_config() }).await;
+    let a = Client::connect(&server.url()).await;
+    let mut b = Client::connect(&server.url()).await;
+    assert_eq!(a.join(json!({"roomId": "calm", "peerId": "a"})).await["ok"], true);
+    assert_eq!(b.join(json!({"roomId": "calm", "peerId": "b"})).await["ok"], true);
+
+    let (mut flooder, _) = Raw::connect(server.addr).await;
+    assert_eq!(flooder.request(1, "join", json!({"roomId": "flood", "peerId": "f"})).await["ok"], true);
+    // Back to back, in one write, without acks: refusals come as `error`
+    // events, then the kick.
+    for i in 0..200 {
+        let packet = format!("42/signaling,{}", json!(["ice-candidate", cand("flood", i)]));
+        flooder.ws.feed(Message::text(packet)).await.expect("feed");
+    }
+    let _ = flooder.ws.flush().await;
+    let (texts, end) = flooder.until_closed().await;
+    assert_eq!(end, Got::Close(Some(1008)), "after {texts:?}");
+    let (last, errors) = texts.split_last().expect("something before the close");
+    assert_eq!(last, "41/signaling,", "the Socket.IO disconnect comes last: {texts:?}");
+    assert!(!errors.is_empty());
+    for t in errors {
+        let (name, e) = as_event(t).unwrap_or_else(|| panic!("not an event: {t}"));
+        let got = (name.as_str(), e["code"].as_str(), e["event"].as_str());
+        assert_eq!(got, ("error", Some("rate-limited"), Some("ice-candidate")), "{t}");
+    }
+    let kick = &as_event(errors.last().unwrap()).unwrap().1;
+    assert!(kick["message"].as_str().unwrap().contains("disconnected"), "{kick}");
+
+    wait_for("the flooder to leave the hub", || server.metrics.sockets() == 2).await;
+    assert!(server.metrics.limit_hits(Limit::EventRate) >= 1);
+    let kicked: Vec<String> =
+        server.metrics.render().lines().filter(|l| l.starts_with("ringlet_kicked_total")).map(str::to_owned).collect();
+    assert_eq!(kicked, ["ringlet_kicked_total 1"]);
+
+    // The call next door never noticed.
+    a.emit("sdp-offer", offer("calm")).await;
+    assert_eq!(b.next("sdp-offer").await["from"], "a");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_browser_origins_are_refused_on_the_lean_path_too() {
+    let server = TestServer::start(HubConfig::default()).await;
+    let mut req = ws_url(server.addr).into_client_request().unwrap();
+    req.headers_mut().insert("origin", "http://evil.example".parse().unwrap());
+    match tokio_tungstenite::connect_async(req).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => assert_eq!(res.status(), 403),
+        other => panic!("a foreign origin got {:?}", other.map(|(_, r)| r.status())),
+    }
+    let mut req = ws_url(server.addr).into_client_request().unwrap();
+    req.headers_mut().insert("origin", "tauri://localhost".parse().unwrap());
+    let (ws, _) = tokio_tungstenite::connect_async(req).await.expect("the app's origin connects");
+    let mut c = Raw { ws };
+    assert!(c.text().await.starts_with("0{"));
+    server.stop().await;
+}
+
+// ------------------------- bugs these found in the lean transport, now fixed
+
+/// Answers `n` pings; the longest wait from a pong to the next ping.
+async fn longest_ping_gap(c: &mut Raw, n: usize) -> Duration {
+    let mut longest = Duration::ZERO;
+    let mut ponged: Option<tokio::time::Instant> = None;
+    for _ in 0..n {
+        loop {
+            match c.recv().await {
+                Got::Text(t) if t == "2" => break,
+                Got::Text(_) => {}
+                other => panic!("while waiting for a ping: {other:?}"),
+            }
+        }
+        if let Some(at) = ponged {
+            longest = longest.max(at.elapsed());
+        }
+        c.send("3").await;
+        ponged = Some(tokio::time::Instant::now());
+    }
+    longest
+}
+
+/// Engine.IO: the server pings every `pingInterval`; `pingTimeout` is only
+/// how long it waits for the pong. A timeout longer than the interval (the
+/// defaults are 25 s and 60 s) must not stretch the interval.
+async fn pings_keep_their_interval(engine: WsEngine) {
+    let config = Config {
+        ping_interval: Duration::from_millis(200),
+        ping_timeout: Duration::from_secs(5),
+        websocket: engine,
+        ..test_config()
+    };
+    let server = TestServer::start_with(config).await;
+    let (mut c, _) = Raw::open(server.addr).await;
+    c.send("40/signaling,").await;
+    let gap = longest_ping_gap(&mut c, 4).await;
+    // 200 ms expected; half the timeout is a wait, not a measurement.
+    assert!(gap < Duration::from_millis(2_500), "{engine:?}: {gap:?} from a pong to the next ping");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pings_keep_their_interval_when_the_timeout_is_longer_socketioxide() {
+    pings_keep_their_interval(WsEngine::Socketioxide).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pings_keep_their_interval_when_the_timeout_is_longer_lean() {
+    pings_keep_their_interval(WsEngine::Lean).await;
+}
+
+/// A raw client whose socket takes in little (a small receive buffer turns
+/// off autotuning), so the server's writes to it block soon after it stops
+/// reading.
+async fn open_small_window(addr: SocketAddr) -> Raw {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let plain = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+    let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::client_async(ws_url(addr), plain))
+        .await
+        .expect("handshake in time")
+        .expect("handshake");
+    let mut raw = Raw { ws };
+    let open = raw.text().await;
+    assert!(open.starts_with("0{"), "{open}");
+    raw
+}
+
+/// A peer that stops reading is `peer-backlogged` once what waits for it
+/// passes `Config.backlog`, instead of the server buffering for it without
+/// bound. Relays of ~1 KB from a fast peer, in batches with acks, until the
+/// first refusal or 24 MB (far past the kernel's socket buffers, a few MB).
+async fn a_peer_that_stops_reading_is_backlogged(engine: WsEngine) {
+    let config = Config {
+        websocket: engine,
+        backlog: ringlet_signal::BacklogLimits { messages: 1024, bytes: 256 * 1024 },
+        limits: LimitConfig { events_per_sec: 0.0, ..LimitConfig::default() },
+        ..test_config()
+    };
+    let server = TestServer::start_with(config).await;
+    let mut slow = open_small_window(server.addr).await;
+    slow.send("40/signaling,").await;
+    slow.connected().await;
+    assert_eq!(slow.request(1, "join", json!({"roomId": "slow", "peerId": "s"})).await["ok"], true);
+    let (mut fast, _) = Raw::connect(server.addr).await;
+    assert_eq!(fast.request(1, "join", json!({"roomId": "slow", "peerId": "f"})).await["ok"], true);
+    // From here on `slow` reads nothing.
+    let pad = "x".repeat(1000);
+    let (mut delivered, mut refused) = (0u64, None);
+    'send: for batch in 0..240u64 {
+        let ids = (10 + batch * 100)..(10 + (batch + 1) * 100);
+        for id in ids.clone() {
+            let c = json!({"roomId": "slow", "candidate": {"candidate": format!("{pad}{id}")}});
+            fast.ws.feed(Message::text(format!("42/signaling,{id}{}", json!(["ice-candidate", c])))).await.unwrap();
+        }
+        fast.ws.flush().await.unwrap();
+        for id in ids {
+            let ack = fast.ack(id).await;
+            if ack["ok"] == true {
+                delivered += 1;
+            } else {
+                assert_eq!(ack["error"]["code"], "peer-backlogged", "{ack}");
+                refused = Some(ack);
+                break 'send;
+            }
+        }
+    }
+    let refused = refused.unwrap_or_else(|| {
+        panic!("{engine:?}: all {delivered} relays (~{delivered} KB) accepted for a peer that reads nothing")
+    });
+    assert!(refused["error"]["message"].as_str().unwrap().contains("`s`"), "{refused}");
+    assert!(server.metrics.refusals(ErrorCode::PeerBacklogged) >= 1);
+    drop(slow);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_stops_reading_is_backlogged_socketioxide() {
+    a_peer_that_stops_reading_is_backlogged(WsEngine::Socketioxide).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_stops_reading_is_backlogged_lean() {
+    a_peer_that_stops_reading_is_backlogged(WsEngine::Lean).await;
+}
+
+/// A client pipelining more acked events than `Config.backlog.messages` in
+/// one write still gets every ack: the backlog limit is about peers that do
+/// not keep up, and this client reads.
+async fn pipelined_acks_all_arrive(engine: WsEngine) {
+    let config = Config {
+        websocket: engine,
+        backlog: ringlet_signal::BacklogLimits { messages: 64, bytes: 256 * 1024 },
+        ..test_config()
+    };
+    let server = TestServer::start_with(config).await;
+    let (mut c, _) = Raw::connect(server.addr).await;
+    for id in 1..=100u64 {
+        c.ws.feed(Message::text(format!(r#"42/signaling,{id}["heartbeat",{{}}]"#))).await.unwrap();
+    }
+    c.ws.flush().await.unwrap();
+    let mut missing: std::collections::BTreeSet<u64> = (1..=100).collect();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !missing.is_empty() {
+        let Ok(Some(Ok(Message::Text(t)))) = tokio::time::timeout_at(deadline, c.ws.next()).await else { break };
+        if t == "2" {
+            c.send("3").await; // socketioxide pings as soon as a session opens
+            continue;
+        }
+        let id = t.strip_prefix("43/signaling,").and_then(|r| r.strip_suffix(r#"[{"ok":true}]"#));
+        missing.remove(&id.unwrap_or_else(|| panic!("not a heartbeat ack: {t}")).parse().unwrap());
+    }
+    assert!(missing.is_empty(), "{engine:?}: no ack for {} of 100 events: {missing:?}", missing.len());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_acks_all_arrive_under_a_small_backlog_socketioxide() {
+    pipelined_acks_all_arrive(WsEngine::Socketioxide).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_acks_all_arrive_under_a_small_backlog_lean() {
+    pipelined_acks_all_arrive(WsEngine::Lean).await;
+}
