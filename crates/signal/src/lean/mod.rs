@@ -82,6 +82,11 @@ impl Lean {
     fn register(&self, outbox: &Outbox) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.conns.lock().insert(id, outbox.clone());
+        // Upgraded after a shutdown began (which closes the tracker before
+        // it reads the list): this one must end too.
+        if self.tasks.is_closed() {
+            outbox.end(End::Shutdown);
+        }
         id
     }
 
