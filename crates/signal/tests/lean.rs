@@ -17,7 +17,7 @@ use ringlet_signal::metrics::Limit;
 use ringlet_signal::{Config, HubConfig, LimitConfig, WsEngine, MAX_MESSAGE};
 use rust_socketio::TransportType;
 use serde_json::{json, Value};
-use support::{test_config, Client, TestServer, WAIT};
+use support::{answer, burst_arrives_in_order, cand, offer, test_config, Client, TestServer, WAIT};
 use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
@@ -173,19 +173,6 @@ async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-fn offer(room: &str) -> Value {
-    json!({"roomId": room, "sdp": {"type": "offer", "sdp": "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n"}})
-}
-
-fn answer(room: &str) -> Value {
-    json!({"roomId": room, "sdp": {"type": "answer", "sdp": "v=0\r\n"}})
-}
-
-fn cand(room: &str, seq: u64) -> Value {
-    let line = format!("candidate:1 1 udp 2122260223 192.0.2.1 {} typ host", 1000 + seq % 60000);
-    json!({"roomId": room, "seq": seq, "candidate": {"candidate": line, "sdpMid": "0", "sdpMLineIndex": 0}})
-}
-
 const RELAYS: [&str; 3] = ["sdp-offer", "sdp-answer", "ice-candidate"];
 
 // ------------------------------------------------------- one hub, two engines
@@ -266,18 +253,7 @@ async fn the_socketioxide_websocket_engine_still_relays_in_order() {
     assert_eq!(a.request("sdp-offer", offer("old")).await, json!({"ok": true}));
     assert_eq!(b.next("sdp-offer").await["from"], "a");
 
-    const N: u64 = 1_000;
-    let sender = tokio::spawn(async move {
-        for i in 0..N {
-            a.emit("ice-candidate", cand("old", i)).await;
-        }
-        a
-    });
-    for i in 0..N {
-        let got = b.next("ice-candidate").await;
-        assert_eq!((got["seq"].as_u64(), got["from"].as_str()), (Some(i), Some("a")), "out of order or lost at {i}");
-    }
-    let a = sender.await.unwrap();
+    let a = burst_arrives_in_order(a, &mut b, "old", 1_000, Some("a")).await;
     assert_eq!(server.metrics.refusals(ErrorCode::PeerBacklogged), 0);
 
     // A raw direct websocket is served here too, and by socketioxide: it

@@ -14,14 +14,6 @@ fn hub() -> HubConfig {
     HubConfig { grace: Duration::from_secs(5), ..HubConfig::default() }
 }
 
-fn offer(room: &str) -> Value {
-    json!({"roomId": room, "sdp": {"type": "offer", "sdp": "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n"}})
-}
-
-fn cand(room: &str, seq: u64) -> Value {
-    json!({"roomId": room, "seq": seq, "candidate": {"candidate": format!("candidate:1 1 udp 2122260223 192.0.2.1 {} typ host", 1000 + seq % 60000), "sdpMid": "0", "sdpMLineIndex": 0}})
-}
-
 async fn pair(url: &str, room: &str) -> (Client, Client) {
     let a = Client::connect(url).await;
     let b = Client::connect(url).await;
@@ -214,18 +206,7 @@ async fn ten_thousand_candidates_arrive_complete_and_in_order() {
     let limits = ringlet_signal::LimitConfig { events_per_sec: 0.0, ..Default::default() };
     let server = TestServer::start_with(Config { hub: hub(), limits, ..test_config() }).await;
     let (a, mut b) = pair(&server.url(), "burst").await;
-    const N: u64 = 10_000;
-    let sender = tokio::spawn(async move {
-        for i in 0..N {
-            a.emit("ice-candidate", cand("burst", i)).await;
-        }
-        a
-    });
-    for i in 0..N {
-        let got = b.next("ice-candidate").await;
-        assert_eq!(got["seq"], i, "out of order or lost at {i}");
-    }
-    let a = sender.await.unwrap();
+    let a = burst_arrives_in_order(a, &mut b, "burst", 10_000, None).await;
     assert_eq!(server.metrics.refusals(ringlet_proto::ErrorCode::PeerBacklogged), 0);
     drop(a);
     server.stop().await;

@@ -12,7 +12,7 @@ use futures_util::FutureExt;
 use ringlet_signal::{Config, HubConfig, Metrics, Server};
 use rust_socketio::asynchronous::{Client as SioClient, ClientBuilder};
 use rust_socketio::{Event, Payload, TransportType};
-use serde_json::Value;
+use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -222,6 +222,42 @@ impl Client {
     pub async fn disconnect(self) {
         let _ = self.sio.disconnect().await;
     }
+}
+
+/// A valid offer for `room`.
+pub fn offer(room: &str) -> Value {
+    json!({"roomId": room, "sdp": {"type": "offer", "sdp": "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n"}})
+}
+
+/// A valid answer for `room`.
+pub fn answer(room: &str) -> Value {
+    json!({"roomId": room, "sdp": {"type": "answer", "sdp": "v=0\r\n"}})
+}
+
+/// A valid candidate for `room`, numbered `seq` (echoed back by the relay).
+pub fn cand(room: &str, seq: u64) -> Value {
+    let line = format!("candidate:1 1 udp 2122260223 192.0.2.1 {} typ host", 1000 + seq % 60000);
+    json!({"roomId": room, "seq": seq, "candidate": {"candidate": line, "sdpMid": "0", "sdpMLineIndex": 0}})
+}
+
+/// `a` sends `n` candidates back to back in `room`; `b` must receive every
+/// one, in order (and from `from`, when given). Gives `a` back.
+pub async fn burst_arrives_in_order(a: Client, b: &mut Client, room: &str, n: u64, from: Option<&str>) -> Client {
+    let r = room.to_owned();
+    let sender = tokio::spawn(async move {
+        for i in 0..n {
+            a.emit("ice-candidate", cand(&r, i)).await;
+        }
+        a
+    });
+    for i in 0..n {
+        let got = b.next("ice-candidate").await;
+        assert_eq!(got["seq"], i, "out of order or lost at {i}");
+        if let Some(from) = from {
+            assert_eq!(got["from"], from, "from, at {i}");
+        }
+    }
+    sender.await.unwrap()
 }
 
 pub use ringlet_testkit::Proxy;
