@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 use std::future::{poll_fn, Future};
 use std::net::IpAddr;
+use std::os::fd::{BorrowedFd, RawFd};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -13,6 +14,7 @@ use socketioxide::socket::Sid;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
+use super::pace::Pace;
 use super::wire::{self, Decoder, Eio, Flow, Sio, SioKind, WsMessage};
 use super::{End, Lean, Outbox};
 use crate::hub::Departure;
@@ -75,9 +77,10 @@ struct Session {
     heartbeat: Heartbeat,
     attachments: Option<Attachments>,
     ending: Option<Ending>,
+    pace: Pace,
 }
 
-pub(super) async fn serve<IO>(lean: Arc<Lean>, mut io: IO, ip: Option<IpAddr>, fd: Option<std::os::fd::RawFd>)
+pub(super) async fn serve<IO>(lean: Arc<Lean>, mut io: IO, ip: Option<IpAddr>, fd: Option<RawFd>)
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
@@ -91,6 +94,7 @@ where
         heartbeat: Heartbeat::Idle { ping_at: now + lean.config.ping_interval },
         attachments: None,
         ending: None,
+        pace: Pace::default(),
         lean: Arc::clone(&lean),
     };
     s.open();
@@ -98,7 +102,8 @@ where
     let mut wbuf = Vec::new();
     let timer = tokio::time::sleep_until(s.deadline());
     tokio::pin!(timer);
-    let ending = poll_fn(|cx| drive(cx, &mut io, fd, &mut decoder, &mut s, &mut wbuf, timer.as_mut())).await;
+    let mut tcp = fd.map(Tcp::new);
+    let ending = poll_fn(|cx| drive(cx, &mut io, tcp.as_mut(), &mut decoder, &mut s, &mut wbuf, timer.as_mut())).await;
     tracing::debug!(?ending, "lean connection ended");
 
     // Say goodbye, then leave the hub before waiting on a slow socket.
@@ -122,7 +127,7 @@ where
 fn drive<IO: AsyncRead + AsyncWrite + Unpin>(
     cx: &mut Context<'_>,
     io: &mut IO,
-    fd: Option<std::os::fd::RawFd>,
+    mut tcp: Option<&mut Tcp>,
     decoder: &mut Decoder,
     s: &mut Session,
     wbuf: &mut Vec<u8>,
@@ -160,31 +165,20 @@ fn drive<IO: AsyncRead + AsyncWrite + Unpin>(
             }
         }
 
-        let read = SCRATCH.with_borrow_mut(|scratch| {
-            let mut rb = ReadBuf::new(scratch);
-            match Pin::new(&mut *io).poll_read(cx, &mut rb) {
-                Poll::Pending => Poll::Pending,
-                Poll::Ready(Err(e)) => {
-                    tracing::debug!(error = %e, "lean connection read failed");
-                    Poll::Ready(Err(Ending::Lost))
-                }
-                Poll::Ready(Ok(())) if rb.filled().is_empty() => Poll::Ready(Err(Ending::Lost)),
-                Poll::Ready(Ok(())) => {
-                    let max = s.lean.config.max_message;
-                    let data = rb.filled_mut();
-                    if let Err(e) = decoder.feed(data, max, |m| s.on_ws(m)) {
-                        tracing::debug!(error = %e, "closing a lean connection");
-                        s.end(Ending::Close(e.close_code()));
-                    }
-                    Poll::Ready(Ok(()))
-                }
-            }
-        });
+        let after_hold = s.pace.holding();
+        let read = if s.pace.may_read(Instant::now()) {
+            read_some(cx, io, decoder, s)
+        } else {
+            Poll::Pending // the timer wakes us when the hold is over
+        };
         match read {
             Poll::Ready(Ok(())) => {
                 progressed = true;
-                if let Some(fd) = fd {
-                    delay_acks(fd);
+                s.pace.read(Instant::now());
+                // A read after a hold takes several segments, which the
+                // kernel acknowledges at once whatever this says.
+                if let Some(tcp) = tcp.as_deref_mut().filter(|_| !after_hold) {
+                    tcp.delay_acks();
                 }
             }
             Poll::Ready(Err(ending)) => return Poll::Ready(ending),
@@ -192,12 +186,17 @@ fn drive<IO: AsyncRead + AsyncWrite + Unpin>(
         }
 
         if timer.as_mut().poll(cx).is_ready() {
-            s.on_timer(Instant::now());
+            let now = Instant::now();
+            s.pace.timer_fired(now);
+            s.on_timer(now);
             progressed = true;
         }
         // A pong or a CONNECT moves the deadline as surely as the timer.
         if timer.deadline() != s.deadline() {
             timer.as_mut().reset(s.deadline());
+        }
+        if let Some(tcp) = tcp.as_deref_mut() {
+            tcp.quiet_while(s.pace.holding());
         }
         if !progressed {
             return Poll::Pending;
@@ -205,17 +204,93 @@ fn drive<IO: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// Lets the kernel delay the ACK for what was just read (until it can ride
-/// on a reply, or its delayed-ACK timer), instead of sending one per read.
-///
-/// Measured: with quick ACKs, a third of the kernel time of a relay burst
-/// was pure ACKs from `recv` (the sender gets no reply to carry them). The
-/// kernel leaves this mode on its own, hence once per read.
-fn delay_acks(fd: std::os::fd::RawFd) {
-    // SAFETY: `fd` is the socket under this connection's `io`, which the
-    // task owns for as long as it calls this: it stays open and ours.
-    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-    let _ = socket2::SockRef::from(&fd).set_tcp_quickack(false);
+/// One read into this thread's scratch buffer, its frames handled.
+fn read_some<IO: AsyncRead + Unpin>(
+    cx: &mut Context<'_>,
+    io: &mut IO,
+    decoder: &mut Decoder,
+    s: &mut Session,
+) -> Poll<Result<(), Ending>> {
+    SCRATCH.with_borrow_mut(|scratch| {
+        let mut rb = ReadBuf::new(scratch);
+        match Pin::new(&mut *io).poll_read(cx, &mut rb) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => {
+                tracing::debug!(error = %e, "lean connection read failed");
+                Poll::Ready(Err(Ending::Lost))
+            }
+            Poll::Ready(Ok(())) if rb.filled().is_empty() => Poll::Ready(Err(Ending::Lost)),
+            Poll::Ready(Ok(())) => {
+                let max = s.lean.config.max_message;
+                if let Err(e) = decoder.feed(rb.filled_mut(), max, |m| s.on_ws(m)) {
+                    tracing::debug!(error = %e, "closing a lean connection");
+                    s.end(Ending::Close(e.close_code()));
+                }
+                Poll::Ready(Ok(()))
+            }
+        }
+    })
+}
+
+/// The TCP socket under a connection's `io`, for the two options its
+/// pacing sets.
+struct Tcp {
+    fd: RawFd,
+    quiet: bool,
+}
+
+/// While a read is held, the socket wakes no one until this much is queued
+/// (more than a hold gathers: the timer ends holds, not this).
+const QUIET_LOW_WATER: libc::c_int = 16 * 1024;
+
+impl Tcp {
+    fn new(fd: RawFd) -> Tcp {
+        Tcp { fd, quiet: false }
+    }
+
+    fn fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: `fd` is the socket under this connection's `io`, which the
+        // task owns for as long as it holds this: it stays open and ours.
+        unsafe { BorrowedFd::borrow_raw(self.fd) }
+    }
+
+    /// Lets the kernel delay the ACK for what was just read (until it can
+    /// ride on a reply, or its delayed-ACK timer), instead of sending one
+    /// per read.
+    ///
+    /// Measured: with quick ACKs, a third of the kernel time of a relay
+    /// burst was pure ACKs from `recv` (the sender gets no reply to carry
+    /// them). The kernel leaves this mode on its own, hence once per read.
+    fn delay_acks(&mut self) {
+        let _ = socket2::SockRef::from(&self.fd()).set_tcp_quickack(false);
+    }
+
+    /// Keeps the socket quiet while a read is held: each segment of a burst
+    /// would otherwise wake the runtime's thread from `epoll_wait` for a
+    /// task that is not reading, which undid half of what the hold saves.
+    /// `SO_RCVLOWAT` holds those wake-ups back. Setting it back to 1 raises
+    /// a readiness event if data waits (Linux 4.18 and later), so the held
+    /// bytes are read at once when the hold ends.
+    fn quiet_while(&mut self, holding: bool) {
+        if holding == self.quiet {
+            return;
+        }
+        let n: libc::c_int = if holding { QUIET_LOW_WATER } else { 1 };
+        // socket2 has no setter for SO_RCVLOWAT.
+        // SAFETY: a valid socket (see `fd`) and an int option of its size.
+        let r = unsafe {
+            libc::setsockopt(
+                self.fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVLOWAT,
+                (&raw const n).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r == 0 {
+            self.quiet = holding;
+        }
+    }
 }
 
 impl Session {
@@ -251,10 +326,11 @@ impl Session {
             Heartbeat::Idle { ping_at } => ping_at,
             Heartbeat::AwaitingPong { by } => by,
         };
-        match self.phase {
+        let due = match self.phase {
             Phase::Waiting { connect_by } => beat.min(connect_by),
             Phase::Connected { .. } => beat,
-        }
+        };
+        self.pace.until().map_or(due, |until| due.min(until))
     }
 
     fn on_timer(&mut self, now: Instant) {

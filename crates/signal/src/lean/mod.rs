@@ -24,6 +24,7 @@
 //! [`Hub`]: crate::hub::Hub
 
 mod conn;
+mod pace;
 mod wire;
 
 use std::collections::HashMap;
