@@ -243,32 +243,42 @@ impl<'a> RelayView<'a> {
         Ok(RelayView { kind, room_id, to: env.to, raw, members })
     }
 
+    /// [`RelayView::with_from`] as pieces to write one after another,
+    /// without building the string; `None` on the rare path (the sender
+    /// wrote a `from` of its own, which must be dropped).
+    ///
+    /// ```
+    /// use ringlet_proto::{RelayKind, RelayView};
+    /// let raw = r#"{"roomId":"r1","sdp":{"type":"answer","sdp":"v=0"}}"#;
+    /// let view = RelayView::parse(RelayKind::SdpAnswer, raw).unwrap();
+    /// assert_eq!(view.pieces_with_from("bob").unwrap().concat(), view.with_from("bob"));
+    /// ```
+    pub fn pieces_with_from<'b>(&'b self, peer: &'b str) -> Option<[&'b str; 4]> {
+        debug_assert!(valid_id(peer));
+        // `raw` is an object with at least `roomId`: never `{}`.
+        self.members.is_none().then(|| ["{\"from\":\"", peer, "\",", &self.raw[1..]])
+    }
+
     /// The payload to deliver: the sender's object with `from` set to `peer`
     /// (whatever the sender put there itself is replaced: ids are not
     /// spoofable). `peer` must be a valid peer id (no escaping is done).
     pub fn with_from(&self, peer: &str) -> String {
-        debug_assert!(valid_id(peer));
+        if let Some(pieces) = self.pieces_with_from(peer) {
+            return pieces.concat();
+        }
         let mut out = String::with_capacity(self.raw.len() + peer.len() + 10);
         out.push_str("{\"from\":\"");
         out.push_str(peer);
         out.push('"');
-        match &self.members {
-            None => {
-                out.push(',');
-                out.push_str(&self.raw[1..]);
-            }
-            // Rare path: the sender's `from` (however its key was escaped)
-            // does not survive; every other member is copied as written.
-            Some(Members(members)) => {
-                for (key, value) in members.iter().filter(|(k, _)| k != "from") {
-                    out.push(',');
-                    out.push_str(&serde_json::to_string(key).expect("a string serializes"));
-                    out.push(':');
-                    out.push_str(value.get());
-                }
-                out.push('}');
-            }
+        // Rare path: the sender's `from` (however its key was escaped)
+        // does not survive; every other member is copied as written.
+        for (key, value) in self.members.iter().flat_map(|m| &m.0).filter(|(k, _)| k != "from") {
+            out.push(',');
+            out.push_str(&serde_json::to_string(key).expect("a string serializes"));
+            out.push(':');
+            out.push_str(value.get());
         }
+        out.push('}');
         out
     }
 }

@@ -39,7 +39,7 @@ use socketioxide::socket::{DisconnectReason, Sid, Socket};
 use socketioxide::{SendError, SocketError};
 use socketioxide_core::Value;
 
-use crate::hub::{Departure, Hub, Payload, Sink, SinkError, Timer};
+use crate::hub::{Departure, Hub, Outgoing, Payload, Sink, SinkError, Timer};
 use crate::invite::Invites;
 use crate::limits::{EventRate, LimitConfig, PerIp, Verdict};
 use crate::metrics::Metrics;
@@ -272,7 +272,7 @@ pub enum Outlet {
 }
 
 impl Sink for Outlet {
-    fn send(&self, ev: &'static str, payload: &Payload) -> Result<(), SinkError> {
+    fn send(&self, ev: &'static str, payload: &Outgoing<'_>) -> Result<(), SinkError> {
         match self {
             Outlet::Sio(s) => s.send(ev, payload),
             Outlet::Lean(o) => o.send(ev, payload),
@@ -300,7 +300,8 @@ fn emit(socket: &SocketRef<A>, ev: &str, payload: &RawValue) -> Emit {
 }
 
 impl Sink for SocketSink {
-    fn send(&self, ev: &'static str, payload: &Payload) -> Result<(), SinkError> {
+    fn send(&self, ev: &'static str, payload: &Outgoing<'_>) -> Result<(), SinkError> {
+        let payload = payload.payload();
         let mut b = self.backlog.lock();
         if b.queue.is_empty() {
             match emit(&self.socket, ev, payload.raw()) {

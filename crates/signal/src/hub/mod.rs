@@ -12,6 +12,7 @@
 //! back and receives them in order. Only when the grace ends does the room
 //! hear `peer-left`.
 
+use std::cell::OnceCell;
 use std::collections::VecDeque;
 
 use foldhash::HashMap;
@@ -44,10 +45,45 @@ impl Payload {
     }
 }
 
+/// A payload on its way out, as pieces of its JSON text.
+///
+/// A relay is the sender's object with `from` put first. Sinks that frame
+/// bytes themselves (the lean transport) write the pieces straight into
+/// their buffers, so a relay to an online peer copies the sender's bytes
+/// once, with no allocation. A whole [`Payload`] is made, once, only for
+/// what keeps one: a message held for an away peer, socketioxide's queue.
+pub struct Outgoing<'a> {
+    pieces: [&'a str; 4],
+    whole: OnceCell<Payload>,
+}
+
+impl<'a> Outgoing<'a> {
+    /// The JSON text `pieces.concat()`, which must be valid JSON.
+    fn new(pieces: [&'a str; 4]) -> Self {
+        Outgoing { pieces, whole: OnceCell::new() }
+    }
+
+    /// The text, in order.
+    pub fn pieces(&self) -> &[&'a str; 4] {
+        &self.pieces
+    }
+
+    /// The text as one shared string, made on first use.
+    pub fn payload(&self) -> &Payload {
+        self.whole.get_or_init(|| Payload(Arc::from(self.pieces.concat())))
+    }
+}
+
+impl<'a> From<&'a Payload> for Outgoing<'a> {
+    fn from(p: &'a Payload) -> Self {
+        Outgoing { pieces: [p.get(), "", "", ""], whole: OnceCell::from(p.clone()) }
+    }
+}
+
 /// Where a connection's outgoing events go.
 pub trait Sink {
     /// Queues `event` for the connection, in call order.
-    fn send(&self, event: &'static str, payload: &Payload) -> Result<(), SinkError>;
+    fn send(&self, event: &'static str, payload: &Outgoing<'_>) -> Result<(), SinkError>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -352,7 +388,14 @@ where
                 return Err(refusal(ErrorCode::UnknownPeer, format!("no peer `{to}` in room `{room_id}`")));
             }
         }
-        let payload = Payload(Arc::from(msg.with_from(from.as_str())));
+        let whole;
+        let out = match msg.pieces_with_from(from.as_str()) {
+            Some(pieces) => Outgoing::new(pieces),
+            None => {
+                whole = Payload(Arc::from(msg.with_from(from.as_str())));
+                Outgoing::from(&whole)
+            }
+        };
         let ev = msg.kind.event();
         // The common case, allocation-free: online targets get it straight
         // from here. The rest (away, or a sink that just closed) go through
@@ -364,7 +407,7 @@ where
                 continue;
             }
             let sent = match p.presence {
-                Presence::Online(k) => self.conns.get(&k).map(|c| c.sink.send(ev, &payload)),
+                Presence::Online(k) => self.conns.get(&k).map(|c| c.sink.send(ev, &out)),
                 Presence::Away { .. } => None,
             };
             match sent {
@@ -374,6 +417,7 @@ where
             }
         }
         if !later.is_empty() {
+            let payload = out.payload().clone();
             let room_id = room_id.clone();
             for t in later {
                 if let Err(e) = self.deliver(&room_id, t.as_str(), ev, &payload) {
@@ -478,7 +522,7 @@ where
         let idx = room.by_id(to).ok_or_else(gone)?;
         if let Presence::Online(k) = room.peers[idx].presence {
             let sink = &self.conns.get(&k).expect("online peer has a connection").sink;
-            match sink.send(ev, payload) {
+            match sink.send(ev, &Outgoing::from(payload)) {
                 Ok(()) => return Ok(()),
                 Err(SinkError::Backlogged) => return Err(backlogged(to)),
                 Err(SinkError::Closed) => {

@@ -18,11 +18,13 @@ struct TestSink {
 }
 
 impl Sink for TestSink {
-    fn send(&self, event: &'static str, payload: &Payload) -> Result<(), SinkError> {
+    fn send(&self, event: &'static str, payload: &Outgoing<'_>) -> Result<(), SinkError> {
         if let Some(e) = self.fail.get() {
             return Err(e);
         }
-        self.log.borrow_mut().push((self.id, event, serde_json::from_str(payload.get()).unwrap()));
+        // The pieces and the whole must say the same.
+        assert_eq!(payload.pieces().concat(), payload.payload().get());
+        self.log.borrow_mut().push((self.id, event, serde_json::from_str(&payload.pieces().concat()).unwrap()));
         Ok(())
     }
 }

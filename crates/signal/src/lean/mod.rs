@@ -40,7 +40,7 @@ use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
 use tokio_util::task::TaskTracker;
 
-use crate::hub::{Payload, Sink, SinkError};
+use crate::hub::{Outgoing, Sink, SinkError};
 use crate::io::{BacklogLimits, SharedState};
 use crate::tls::PeerAddr;
 
@@ -241,7 +241,13 @@ impl Outbox {
 
     /// A Socket.IO event on `/signaling`: `42/signaling,["ev",payload]`.
     fn event(&self, ev: &str, payload: &str, from: From) -> Result<(), SinkError> {
-        let parts: [&[u8]; 5] = [b"42/signaling,[\"", ev.as_bytes(), b"\",", payload.as_bytes(), b"]"];
+        self.event_pieces(ev, [payload, "", "", ""], from)
+    }
+
+    /// [`Outbox::event`] with the payload in pieces (see [`Outgoing`]).
+    fn event_pieces(&self, ev: &str, payload: [&str; 4], from: From) -> Result<(), SinkError> {
+        let [a, b, c, d] = payload.map(str::as_bytes);
+        let parts: [&[u8]; 8] = [b"42/signaling,[\"", ev.as_bytes(), b"\",", a, b, c, d, b"]"];
         self.push_frame(wire::OP_TEXT, &parts, from)
     }
 
@@ -296,8 +302,8 @@ enum From {
 }
 
 impl Sink for Outbox {
-    fn send(&self, ev: &'static str, payload: &Payload) -> Result<(), SinkError> {
-        self.event(ev, payload.get(), From::Others)
+    fn send(&self, ev: &'static str, payload: &Outgoing<'_>) -> Result<(), SinkError> {
+        self.event_pieces(ev, *payload.pieces(), From::Others)
     }
 }
 
