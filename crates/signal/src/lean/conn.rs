@@ -166,7 +166,7 @@ fn drive<IO: AsyncRead + AsyncWrite + Unpin>(
         }
 
         let after_hold = s.pace.holding();
-        let read = if s.pace.may_read(Instant::now()) {
+        let read = if !s.pace.holding() || s.pace.may_read(Instant::now()) {
             read_some(cx, io, decoder, s)
         } else {
             Poll::Pending // the timer wakes us when the hold is over

@@ -39,21 +39,23 @@ impl Default for Pace {
 }
 
 impl Pace {
-    /// Whether to read now; ends a hold that is over.
+    /// Whether to read now; ends a hold that is over. The read that ends a
+    /// hold starts afresh: only another read hard on it holds again, so a
+    /// burst that ended during the hold costs no second, empty hold (its
+    /// timer, its wake-up, its socket options).
     pub(super) fn may_read(&mut self, now: Instant) -> bool {
         match *self {
             Pace::Ready { .. } => true,
             Pace::Hold { until } if now < until => false,
             Pace::Hold { .. } => {
-                *self = Pace::Ready { last: Some(now) };
+                *self = Pace::Ready { last: None };
                 true
             }
         }
     }
 
     /// A read brought data at `now`: hold the next one if it came hard on
-    /// the last. After a hold the next read is one `now` is compared with,
-    /// so a burst that goes on is read once per hold.
+    /// the last.
     pub(super) fn read(&mut self, now: Instant) {
         *self = match *self {
             Pace::Ready { last: Some(last) } if now.duration_since(last) < BURST_GAP => {
@@ -120,28 +122,31 @@ mod tests {
     }
 
     #[test]
-    fn a_burst_that_goes_on_is_read_once_per_hold() {
+    fn a_burst_that_goes_on_is_held_again_and_one_that_ended_is_not() {
         let t0 = Instant::now();
         let mut p = Pace::default();
         p.read(t0);
         p.read(t0 + 10 * US);
         for _ in 0..3 {
-            let now = p.until().expect("held");
-            p.timer_fired(now);
-            assert!(p.may_read(now));
-            p.read(now + 5 * US);
-            assert!(p.holding(), "the read after a hold starts the next one");
+            let end = p.until().expect("held");
+            p.timer_fired(end);
+            assert!(p.may_read(end));
+            p.read(end + 5 * US); // the held bytes
+            assert!(!p.holding(), "the read that ends a hold does not start one");
+            p.read(end + 50 * US); // but the burst goes on
+            assert!(p.holding(), "a read hard on it does");
         }
-        // The burst is over: the read after the hold finds nothing, and
-        // the next one, much later, is taken at once.
-        let now = p.until().unwrap();
-        p.timer_fired(now);
-        assert!(p.may_read(now));
-        assert!(!p.holding());
-        let later = now + BURST_GAP * 10;
+        // The burst ends within the hold: its read is the last, and no
+        // further hold (nor its timer) follows.
+        let end = p.until().unwrap();
+        p.timer_fired(end);
+        assert!(p.may_read(end));
+        p.read(end + 5 * US);
+        assert_eq!(p.until(), None);
+        let later = end + BURST_GAP * 10;
         assert!(p.may_read(later));
         p.read(later);
-        assert!(!p.holding());
+        assert!(!p.holding(), "a read long after is taken at once");
     }
 
     #[test]
