@@ -25,7 +25,8 @@ async fn pair(url: &str, room: &str) -> (Client, Client) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_flow_over_both_transports() {
     let server = TestServer::start(hub()).await;
-    let transports: [(&str, fn() -> TransportType); 3] = [
+    type MakeTransport = fn() -> TransportType; // TransportType is not Clone
+    let transports: [(&str, MakeTransport); 3] = [
         ("websocket", || TransportType::Websocket),
         ("any", || TransportType::Any),
         ("polling", || TransportType::Polling),
