@@ -25,17 +25,16 @@ async fn pair(url: &str, room: &str) -> (Client, Client) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_flow_over_both_transports() {
     let server = TestServer::start(hub()).await;
-    type MakeTransport = fn() -> TransportType; // TransportType is not Clone
-    let transports: [(&str, MakeTransport); 3] = [
-        ("websocket", || TransportType::Websocket),
-        ("any", || TransportType::Any),
-        ("polling", || TransportType::Polling),
+    let transports = [
+        ("websocket", TransportType::Websocket),
+        ("any", TransportType::Any),
+        ("polling", TransportType::Polling),
     ];
     for (_name, transport) in transports {
         // The previous round's hang-ups have landed: no rooms left.
         wait_for(|| server.metrics.sockets() == 0).await;
-        let mut a = Client::connect_with(&server.url(), transport()).await;
-        let mut b = Client::connect_with(&server.url(), transport()).await;
+        let mut a = Client::connect_with(&server.url(), transport.clone()).await;
+        let mut b = Client::connect_with(&server.url(), transport).await;
         // The seed's bare-string join, without an ack.
         a.emit("join", json!("room-1")).await;
         // No ack in the seed's form: wait until a's join has landed so that
