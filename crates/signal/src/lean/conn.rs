@@ -241,8 +241,8 @@ struct Tcp {
 
 /// While a read is held, the socket wakes no one until this much is queued
 /// (more than a hold gathers: the timer ends holds, not this). Small enough
-/// that the kernel does not grow the receive buffer for it, which would
-/// also clamp the connection's receive window to this size for good.
+/// that the kernel leaves the receive buffer and window alone: it resizes
+/// them for a mark beyond about half the buffer (128 KiB by default).
 const QUIET_LOW_WATER: libc::c_int = 16 * 1024;
 
 impl Tcp {
