@@ -61,6 +61,20 @@ impl Raw {
         (raw, open)
     }
 
+    /// A WebSocket over a TCP stream the test set up itself (socket
+    /// options), after its Engine.IO open packet.
+    async fn over(stream: tokio::net::TcpStream, addr: SocketAddr) -> Raw {
+        let plain = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::client_async(ws_url(addr), plain))
+            .await
+            .expect("handshake in time")
+            .expect("handshake");
+        let mut raw = Raw { ws };
+        let open = raw.text().await;
+        assert!(open.starts_with("0{"), "{open}");
+        raw
+    }
+
     /// Opens and connects to `/signaling`; returns the socket id.
     async fn connect(addr: SocketAddr) -> (Raw, String) {
         let (mut raw, _) = Raw::open(addr).await;
@@ -676,14 +690,7 @@ async fn pings_keep_their_interval_when_the_timeout_is_longer_lean() {
 async fn open_nodelay(addr: SocketAddr) -> Raw {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream.set_nodelay(true).unwrap();
-    let plain = tokio_tungstenite::MaybeTlsStream::Plain(stream);
-    let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::client_async(ws_url(addr), plain))
-        .await
-        .expect("handshake in time")
-        .expect("handshake");
-    let mut raw = Raw { ws };
-    let open = raw.text().await;
-    assert!(open.starts_with("0{"), "{open}");
+    let mut raw = Raw::over(stream, addr).await;
     raw.send("40/signaling,").await;
     raw.connected().await;
     raw
@@ -732,15 +739,7 @@ async fn open_small_window(addr: SocketAddr) -> Raw {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let stream = socket.connect(addr).await.unwrap();
-    let plain = tokio_tungstenite::MaybeTlsStream::Plain(stream);
-    let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::client_async(ws_url(addr), plain))
-        .await
-        .expect("handshake in time")
-        .expect("handshake");
-    let mut raw = Raw { ws };
-    let open = raw.text().await;
-    assert!(open.starts_with("0{"), "{open}");
-    raw
+    Raw::over(stream, addr).await
 }
 
 /// A peer that stops reading is `peer-backlogged` once what waits for it
