@@ -27,6 +27,11 @@ use crate::signaling::{SignalEvent, Signaling, SignalingConfig};
 /// How long after an unanswered credential refresh to ask again.
 const REFRESH_RETRY: Duration = Duration::from_secs(10);
 
+/// How long after our last local description new ICE servers wait before
+/// they are handed to the peer connection (see [`Session::servers_stale`]).
+/// The driver takes a queued gathering in microseconds; this is margin.
+const GATHERING_SETTLE: Duration = Duration::from_millis(200);
+
 /// How a call behaves.
 #[derive(Debug, Clone)]
 pub struct CallConfig {
@@ -341,6 +346,21 @@ struct Session {
     renegotiate: bool,
     /// The next offer restarts ICE.
     ice_restart: bool,
+    /// The latest acked ICE servers are not yet the peer connection's.
+    ///
+    /// webrtc-rs applies new servers at the next gathering its driver takes
+    /// (one per local description, queued). Only a gathering that restarts
+    /// ICE rebinds the sockets and allocates afresh; any other re-signs the
+    /// live TURN allocations with the new username, which coturn refuses
+    /// (441) so the allocation lapses. And the restart mark is one flag:
+    /// when an earlier gathering is still queued, it takes the mark and
+    /// ours does not rebind (seen in CI: a refresh landed just after we
+    /// answered the other side's restart). So new servers are handed over
+    /// only right before a description that restarts ICE, and only once
+    /// our previous description's gathering has had time to be taken.
+    servers_stale: bool,
+    /// When we last set a local description (each queues a gathering).
+    last_local: Option<Instant>,
     /// Set once the data channel is open (stops the driver kicks).
     data_open: Arc<std::sync::atomic::AtomicBool>,
     /// Our video track and its sender (for the negotiated payload type).
@@ -494,6 +514,10 @@ impl Actor {
                 },
                 _ = tick.tick() => {
                     self.check_ice().await;
+                    // An offer held back for its servers to settle.
+                    if let Err(e) = self.maybe_offer().await {
+                        self.emit(CallEvent::Warning(e));
+                    }
                     if self.refresh_at.is_some_and(|t| Instant::now() >= t) {
                         // Asked again later unless the answer (which
                         // reschedules) comes: a refusal or a lost ack.
@@ -600,33 +624,57 @@ impl Actor {
         RTCConfigurationBuilder::new().with_ice_servers(servers).with_ice_transport_policy(policy).build()
     }
 
-    /// Takes the servers of a join ack: schedules their refresh, and hands
-    /// them to a running peer connection. webrtc-rs applies a new
-    /// configuration at the next gathering: with `restart` that is the ICE
-    /// restart made here; without (a rejoin), the next negotiation.
+    /// Takes the servers of a join ack: schedules their refresh, and marks
+    /// them for a running peer connection, which gets them with the next
+    /// ICE restart: with `restart` (a credential refresh) that is the one
+    /// made here; without (a rejoin), the next one either side makes.
     async fn use_acked_servers(&mut self, servers: Vec<ringlet_proto::IceServer>, restart: bool) {
         let changed = servers != self.acked_servers;
         self.acked_servers = servers;
-        self.refresh_at = crate::ice_servers::expiry(&self.acked_servers).and_then(|expiry| {
+        let refresh_at = crate::ice_servers::expiry(&self.acked_servers).and_then(|expiry| {
             let wait = crate::ice_servers::refresh_in(expiry, std::time::SystemTime::now());
             if wait.is_none() {
                 tracing::warn!(expiry, "the server's TURN credential has already expired by our clock (clock skew?)");
             }
             wait.map(|w| Instant::now() + w)
         });
-        if !changed {
+        let Some(s) = self.session.as_mut().filter(|_| changed) else {
+            self.refresh_at = refresh_at;
             return;
-        }
-        let config = self.rtc_configuration();
-        let Some(s) = &self.session else { return };
-        if let Err(e) = s.pc.set_configuration(config).await {
-            self.emit(CallEvent::Warning(format!("new ICE servers not applied: {e}")));
-            return;
-        }
+        };
+        s.servers_stale = true;
         if restart {
+            self.refresh_at = refresh_at;
             self.stats.ice_refreshes += 1;
             self.restart_ice().await;
+        } else {
+            // The connection still uses the credentials it has: their
+            // refresh stays due when it was, if that is sooner.
+            self.refresh_at = match (self.refresh_at, refresh_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
         }
+    }
+
+    /// Hands stale ICE servers to the peer connection if the description
+    /// about to be set restarts ICE and the last one's gathering has
+    /// settled (see [`Session::servers_stale`]). `false`: not yet.
+    async fn apply_stale_servers(&mut self) -> bool {
+        let config = self.rtc_configuration();
+        let Some(s) = self.session.as_mut() else { return true };
+        if !s.servers_stale {
+            return true;
+        }
+        if s.last_local.is_some_and(|t| t.elapsed() < GATHERING_SETTLE) {
+            tracing::debug!("new ICE servers wait for the last gathering to be taken");
+            return false;
+        }
+        s.servers_stale = false;
+        if let Err(e) = s.pc.set_configuration(config).await {
+            self.emit(CallEvent::Warning(format!("new ICE servers not applied: {e}")));
+        }
+        true
     }
 
     async fn open_session(&mut self, remote: Option<PeerId>, offerer: bool) -> Result<(), String> {
@@ -721,6 +769,8 @@ impl Actor {
             dc: None,
             renegotiate: false,
             ice_restart: false,
+            servers_stale: false,
+            last_local: None,
             data_open: Arc::default(),
             video: (track, ssrc, sender),
             audio: (audio_track, audio_ssrc, audio_sender),
@@ -770,12 +820,20 @@ impl Actor {
             DescriptionAction::Apply { rollback, answer } => {
                 if rollback {
                     let rb = RTCSessionDescription::rollback(None).map_err(|e| e.to_string())?;
+                    s.last_local = Some(Instant::now());
                     s.pc.set_local_description(rb).await.map_err(|e| format!("rollback: {e}"))?;
                     s.neg.rolled_back();
                     self.stats.rollbacks += 1;
                     // Ours was rolled back: offer again once stable.
                     s.renegotiate = true;
                 }
+                // The answer's gathering rebinds: the moment for new
+                // servers, unless a gathering of ours may still be queued
+                // (then this restart keeps the servers it has).
+                if s.servers_stale && s.neg.restarts_ice(&sdp) {
+                    self.apply_stale_servers().await;
+                }
+                let s = self.session.as_mut().expect("opened above");
                 s.pc.set_remote_description(to_rtc(&sdp)?).await.map_err(|e| format!("set remote: {e}"))?;
                 for c in s.neg.remote_description_set(sdp) {
                     match s.pc.add_ice_candidate(candidate_to_rtc(&c)).await {
@@ -788,6 +846,7 @@ impl Actor {
                 }
                 if answer {
                     let a = s.pc.create_answer(None).await.map_err(|e| format!("create answer: {e}"))?;
+                    s.last_local = Some(Instant::now());
                     s.pc.set_local_description(a).await.map_err(|e| format!("set local answer: {e}"))?;
                     let local = s.pc.local_description().await.ok_or("no local description after answering")?;
                     let local = from_rtc(&local)?;
@@ -842,17 +901,20 @@ impl Actor {
 
     /// Makes an offer if one is wanted and allowed now.
     async fn maybe_offer(&mut self) -> Result<(), String> {
-        let Some(s) = self.session.as_mut() else { return Ok(()) };
+        let Some(s) = self.session.as_ref() else { return Ok(()) };
         if !s.renegotiate || !s.neg.may_offer() {
             return Ok(());
         }
+        if s.ice_restart && !self.apply_stale_servers().await {
+            // Tried again on the next tick.
+            return Ok(());
+        }
+        let Some(s) = self.session.as_mut() else { return Ok(()) };
         s.renegotiate = false;
-        let options = s.ice_restart.then(|| rtc::peer_connection::configuration::RTCOfferOptions {
-            ice_restart: true,
-            ..Default::default()
-        });
+        let options = s.ice_restart.then_some(rtc::peer_connection::configuration::RTCOfferOptions { ice_restart: true });
         s.ice_restart = false;
         let offer = s.pc.create_offer(options).await.map_err(|e| format!("create offer: {e}"))?;
+        s.last_local = Some(Instant::now());
         s.pc.set_local_description(offer).await.map_err(|e| format!("set local offer: {e}"))?;
         let local = s.pc.local_description().await.ok_or("no local description after offering")?;
         let local = from_rtc(&local)?;

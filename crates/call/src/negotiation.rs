@@ -120,6 +120,14 @@ impl Negotiator {
         self.last_local = Some(answer);
     }
 
+    /// Whether `desc` is an offer that restarts ICE: it carries another
+    /// ufrag than the remote description in force. The first offer of a
+    /// session is not a restart; there is nothing to restart yet.
+    pub fn restarts_ice(&self, desc: &SessionDescription) -> bool {
+        let current = self.remote_ufrag.as_deref().filter(|u| !u.is_empty());
+        desc.kind == SdpType::Offer && current.is_some() && ice_ufrag(&desc.sdp).as_deref() != current
+    }
+
     /// What to re-send after the signaling transport came back: the local
     /// description, if we are waiting for an answer or are stable (the
     /// other side may have missed our last word; it treats a repeat
@@ -356,6 +364,20 @@ mod tests {
         n.remote_description_set(restart);
         assert_eq!(n.on_remote_candidate(cand(1, Some("OLD"))), CandidateAction::Dropped);
         assert_eq!(n.on_remote_candidate(cand(2, Some("NEW"))), CandidateAction::Apply);
+    }
+
+    #[test]
+    fn an_offer_with_another_ufrag_restarts_ice_and_a_repeat_does_not() {
+        let mut n = Negotiator::new(true);
+        let first = sdp(SdpType::Offer, "OLD", 1);
+        assert!(!n.restarts_ice(&first), "the first offer has nothing to restart");
+        n.on_remote_description(&first);
+        n.remote_description_set(first.clone());
+        n.local_answer_set(sdp(SdpType::Answer, "ME", 1));
+        assert!(!n.restarts_ice(&first), "a repeat keeps the ufrag");
+        assert!(!n.restarts_ice(&sdp(SdpType::Offer, "OLD", 2)), "a renegotiation keeps the ufrag");
+        assert!(n.restarts_ice(&sdp(SdpType::Offer, "NEW", 2)));
+        assert!(!n.restarts_ice(&sdp(SdpType::Answer, "NEW", 2)), "an answer never starts a restart");
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub struct I420Frame {
 impl I420Frame {
     /// A black frame. Width and height must be even.
     pub fn black(width: usize, height: usize) -> Self {
-        assert!(width % 2 == 0 && height % 2 == 0, "I420 needs even dimensions");
+        assert!(width.is_multiple_of(2) && height.is_multiple_of(2), "I420 needs even dimensions");
         let luma = width * height;
         let mut data = vec![16u8; luma + luma / 2];
         data[luma..].fill(128);
