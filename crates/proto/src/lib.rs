@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 mod relay;
+mod scan;
 pub use relay::{RelayKind, RelayView};
 
 /// The namespace every signaling event travels on.

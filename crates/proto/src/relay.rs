@@ -178,6 +178,9 @@ impl<'a> RelayView<'a> {
         if !text.starts_with('{') {
             return Err(invalid("expected an object".into()));
         }
+        if let Some(view) = Self::scan_front(kind, text) {
+            return Ok(view);
+        }
         let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Envelope<'a>>();
         let env = match stream.next() {
             Some(r) => r.map_err(|e| invalid(e.to_string()))?,
@@ -188,6 +191,23 @@ impl<'a> RelayView<'a> {
             return Err(ProtoError::TooLarge { what: "payload", size: raw.len(), limit: kind.max_payload() });
         }
         Ok((Self::check(kind, raw, env)?, rest))
+    }
+
+    /// The fast path of [`RelayView::parse_front`]: a plain, valid ICE
+    /// candidate read by [`crate::scan`]. `None` sends everything else,
+    /// refusals included, to serde_json.
+    fn scan_front(kind: RelayKind, text: &'a str) -> Option<(Self, &'a str)> {
+        if kind != RelayKind::IceCandidate {
+            return None;
+        }
+        let c = crate::scan::ice_candidate(text)?;
+        let ok = c.end <= kind.max_payload()
+            && c.candidate_len <= limits::MAX_CANDIDATE
+            && valid_id(c.room_id)
+            && c.to.is_none_or(valid_id);
+        let (raw, rest) = text.split_at(c.end);
+        let view = RelayView { kind, room_id: Cow::Borrowed(c.room_id), to: c.to.map(Cow::Borrowed), raw, members: None };
+        ok.then_some((view, rest))
     }
 
     fn check(kind: RelayKind, raw: &'a str, env: Envelope<'a>) -> Result<Self, ProtoError> {

@@ -246,6 +246,62 @@ fn check_front(kind: RelayKind, raw: &str, peer: &str) -> Result<(), TestCaseErr
     Ok(())
 }
 
+/// JSON text spelled the ways a client might spell an `ice-candidate`:
+/// the known keys (repeated at times) and odd ones, values of every type in
+/// each (numbers at the edges of `sdpMLineIndex`, escapes, control
+/// characters, nesting), whitespace between any tokens. What the fast path
+/// of `parse_front` reads, it must read as serde_json does.
+fn candidate_spellings() -> impl Strategy<Value = String> {
+    const WS: &[&str] = &["", "", "", " ", "\n", "\t ", "\r\n"];
+    const VALUES: &[&str] = &[
+        r#""r1""#, r#""bob""#, r#""bad id""#, r#""""#, r#""é""#, r#""a\"b""#, r#""\u0041""#, "\"\u{1}\"",
+        r#""candidate:1 1 udp 2122260223 192.0.2.1 50000 typ host xxxxxxxxxxxxxxxxxxxx""#,
+        "null", "true", "false", "0", "-0", "01", "1.0", "1e2", "-1", "65535", "65536", "99999", "1.5e-3", "1e400", "-", "1.",
+        "[]", "{}", r#"[1,{"a":[null,"x"]}]"#, "[1,]", r#"{"a":1,}"#, "[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]",
+    ];
+    fn pick(list: &'static [&'static str]) -> BoxedStrategy<&'static str> {
+        prop::sample::select(list).boxed()
+    }
+    fn member(key: BoxedStrategy<&'static str>, value: BoxedStrategy<String>) -> BoxedStrategy<String> {
+        (pick(WS), key, pick(WS), pick(WS), value, pick(WS)).prop_map(|(a, k, b, c, v, d)| format!("{a}\"{k}\"{b}:{c}{v}{d}")).boxed()
+    }
+    /// Members that make a valid candidate, some random ones, in any order.
+    fn object(must: Vec<BoxedStrategy<String>>, more: BoxedStrategy<String>) -> BoxedStrategy<String> {
+        (must, prop::collection::vec(more, 0..4))
+            .prop_map(|(mut m, more)| {
+                m.extend(more);
+                m
+            })
+            .prop_shuffle()
+            .prop_map(|m| format!("{{{}}}", m.join(",")))
+            .boxed()
+    }
+    let values = || pick(VALUES).prop_map(String::from).boxed();
+    let mostly = |good: &'static str| prop_oneof![4 => Just(good.to_owned()), 1 => values()].boxed();
+    const INDEXES: &[&str] = &["0", "-0", "01", "00", "1.0", "1e2", "1E2", "-1", "65535", "65536", "99999", "100000", "null", "\"0\""];
+    let index = (pick(WS), pick(WS), pick(INDEXES)).prop_map(|(a, b, v)| format!("{a}\"sdpMLineIndex\":{b}{v}")).boxed();
+    let inner_keys = pick(&["candidate", "sdpMid", "usernameFragment", "x"]);
+    let inner = object(
+        vec![member(pick(&["candidate"]), mostly(r#""candidate:1 1 udp 1 192.0.2.1 9 typ host""#))],
+        prop_oneof![member(inner_keys, values()), index].boxed(),
+    );
+    let outer_value = prop_oneof![3 => values(), 1 => inner.clone()].boxed();
+    let outer_keys = pick(&["roomId", "candidate", "to", "to", "from", "sdp", "t", "x"]);
+    object(
+        vec![member(pick(&["roomId"]), mostly(r#""r1""#)), member(pick(&["candidate"]), inner)],
+        member(outer_keys, outer_value),
+    )
+}
+
+proptest! {
+    // Cheap cases, and the fast path's edges are many: more of them.
+    #![proptest_config(ProptestConfig { cases: 2048, max_shrink_iters: 2000, .. ProptestConfig::default() })]
+    #[test]
+    fn candidates_however_spelled_read_as_serde_reads_them(raw in candidate_spellings(), peer in id()) {
+        check_relay(RelayKind::IceCandidate, &raw, &peer)?;
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, max_shrink_iters: 2000, .. ProptestConfig::default() })]
 

@@ -182,12 +182,23 @@ impl Gate {
     /// flooder disconnected) here.
     /// `ev` names the event, for the refusal (only looked at then).
     pub(crate) fn admit<'e, R: Respond>(&self, reply: R, ev: impl FnOnce() -> Option<&'e str>) -> Option<R> {
+        self.admit_at(reply, Instant::now(), ev)
+    }
+
+    /// [`Gate::admit`] for an event read at `now` (a transport that reads
+    /// several events at once asks the clock once for all of them).
+    pub(crate) fn admit_at<'e, R: Respond>(
+        &self,
+        reply: R,
+        now: Instant,
+        ev: impl FnOnce() -> Option<&'e str>,
+    ) -> Option<R> {
         let verdict = {
             let mut guard = self.guard.lock();
             match guard.conns.get_mut(&reply.sid()) {
                 None => Verdict::Admit,
                 Some(conn) => {
-                    let verdict = conn.rate.check(Instant::now());
+                    let verdict = conn.rate.check(now);
                     if verdict == Verdict::Disconnect {
                         conn.kicked = true;
                     }

@@ -78,6 +78,9 @@ struct Session {
     attachments: Option<Attachments>,
     ending: Option<Ending>,
     pace: Pace,
+    /// When the read being handled began: one clock reading for all the
+    /// events it brings.
+    read_at: Instant,
 }
 
 pub(super) async fn serve<IO>(lean: Arc<Lean>, mut io: IO, ip: Option<IpAddr>, fd: Option<RawFd>)
@@ -95,6 +98,7 @@ where
         attachments: None,
         ending: None,
         pace: Pace::default(),
+        read_at: now,
         lean: Arc::clone(&lean),
     };
     s.open();
@@ -166,7 +170,8 @@ fn drive<IO: AsyncRead + AsyncWrite + Unpin>(
         }
 
         let after_hold = s.pace.holding();
-        let read = if !s.pace.holding() || s.pace.may_read(Instant::now()) {
+        s.read_at = Instant::now();
+        let read = if !s.pace.holding() || s.pace.may_read(s.read_at) {
             read_some(cx, io, decoder, s)
         } else {
             Poll::Pending // the timer wakes us when the hold is over
@@ -174,7 +179,7 @@ fn drive<IO: AsyncRead + AsyncWrite + Unpin>(
         match read {
             Poll::Ready(Ok(())) => {
                 progressed = true;
-                s.pace.read(Instant::now());
+                s.pace.read(s.read_at);
                 // A read after a hold takes several segments, which the
                 // kernel acknowledges at once whatever this says.
                 if let Some(tcp) = tcp.as_deref_mut().filter(|_| !after_hold) {
@@ -422,7 +427,7 @@ impl Session {
             (SioKind::Event, Phase::Connected { sid }) => {
                 let reply = LeanReply { sid: *sid, outbox: &self.outbox, ack: p.ack };
                 let shared = &self.lean.shared;
-                match shared.gate.admit(reply, || split_packet(p.data).map(|x| x.event)) {
+                match shared.gate.admit_at(reply, self.read_at.into_std(), || split_packet(p.data).map(|x| x.event)) {
                     Some(reply) => handle(shared, reply, p.data, false),
                     // Kicked: nothing more it sent is read.
                     None if self.outbox.ending() == Some(End::Kick) => self.end(Ending::Kicked),
@@ -432,7 +437,7 @@ impl Session {
             (SioKind::BinaryEvent, Phase::Connected { sid }) => {
                 let reply = LeanReply { sid: *sid, outbox: &self.outbox, ack: p.ack };
                 let ev = split_packet(p.data).map(|x| x.event.to_owned()).unwrap_or_default();
-                if self.lean.shared.gate.admit(reply, || Some(ev.as_str())).is_some() {
+                if self.lean.shared.gate.admit_at(reply, self.read_at.into_std(), || Some(ev.as_str())).is_some() {
                     return self.expect_attachments(&p, Some((ev, p.ack)));
                 }
                 if self.outbox.ending() == Some(End::Kick) {

@@ -1,0 +1,304 @@
+//! A fast path for the one message a call sends by the dozen: the relayed
+//! ICE candidate, in the plain form every client writes.
+//!
+//! serde_json reads a candidate in about half a microsecond, and a burst of
+//! candidates is most of what the signaling server does (see
+//! BENCHMARKS.md). This scanner reads the common shape in one byte loop and
+//! answers only when it is sure: it knows a subset of JSON (no escapes, no
+//! duplicate or typed-wrong known fields, nesting up to [`MAX_DEPTH`]) and
+//! returns `None` for anything outside it, valid or not. The caller then
+//! asks serde_json, which stays the one judge of everything unusual and the
+//! one wording of every error. So the scanner may be conservative, but it
+//! must never accept what serde_json would refuse or read differently:
+//! `tests/props.rs` holds the two against each other.
+
+/// Nesting the scanner follows inside unknown fields before it gives up.
+const MAX_DEPTH: u32 = 16;
+
+/// What the scanner read from an `ice-candidate` payload.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Candidate<'a> {
+    pub room_id: &'a str,
+    pub to: Option<&'a str>,
+    /// Length of `candidate.candidate` (its text has no escapes).
+    pub candidate_len: usize,
+    /// Where the object ends in the text (just past its `}`).
+    pub end: usize,
+}
+
+/// Reads an `ice-candidate` payload at the front of `text`: `{"roomId":
+/// ..., "candidate": {"candidate": ...}, ...}` followed by anything.
+pub(crate) fn ice_candidate(text: &str) -> Option<Candidate<'_>> {
+    let mut s = Scanner { text, b: text.as_bytes(), i: 0 };
+    s.eat(b'{')?;
+    let (mut room_id, mut to, mut candidate_len) = (None, None, None);
+    loop {
+        s.ws();
+        let key = s.string()?;
+        s.ws();
+        s.eat(b':')?;
+        s.ws();
+        match key {
+            "roomId" => once(&mut room_id, s.string()?)?,
+            "to" => once(&mut to, s.string()?)?,
+            "candidate" => once(&mut candidate_len, s.candidate()?)?,
+            // A sender's own `from` is dropped by the slow path; `sdp` must
+            // then parse as a description. Both are serde_json's.
+            "from" | "sdp" => return None,
+            _ => s.value(1)?,
+        }
+        s.ws();
+        match s.next()? {
+            b',' => continue,
+            b'}' => break,
+            _ => return None,
+        }
+    }
+    Some(Candidate { room_id: room_id?, to, candidate_len: candidate_len?, end: s.i })
+}
+
+/// Sets a field seen for the first time; `None` for a repeat (serde's
+/// derive refuses a duplicate field).
+fn once<T>(slot: &mut Option<T>, v: T) -> Option<()> {
+    match slot {
+        Some(_) => None,
+        None => {
+            *slot = Some(v);
+            Some(())
+        }
+    }
+}
+
+struct Scanner<'a> {
+    text: &'a str,
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let c = self.peek()?;
+        self.i += 1;
+        Some(c)
+    }
+
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (self.next()? == c).then_some(())
+    }
+
+    /// JSON's four whitespace bytes, nothing else.
+    fn ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.i += 1;
+        }
+    }
+
+    /// A string without escapes, its text between the quotes. The closing
+    /// quote is found with SIMD (most of a candidate is one long string),
+    /// then the bytes before it are checked in one branch-free pass.
+    fn string(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let start = self.i;
+        let len = memchr::memchr(b'"', &self.b[start..])?;
+        let body = &self.b[start..start + len];
+        // An escape is serde_json's to read (and the quote found may be
+        // an escaped one); a raw control character is invalid JSON.
+        if body.iter().fold(false, |bad, &c| bad | (c < 0x20) | (c == b'\\')) {
+            return None;
+        }
+        self.i = start + len + 1;
+        // Both ends are ASCII quotes: char boundaries.
+        self.text.get(start..start + len)
+    }
+
+    /// The candidate object: `candidate` (required), `sdpMid`,
+    /// `sdpMLineIndex`, `usernameFragment` typed as the server's parser
+    /// types them, anything else skipped. The length of `candidate`.
+    fn candidate(&mut self) -> Option<usize> {
+        self.eat(b'{')?;
+        let (mut candidate, mut mid, mut index, mut ufrag) = (None, None, None, None);
+        loop {
+            self.ws();
+            let key = self.string()?;
+            self.ws();
+            self.eat(b':')?;
+            self.ws();
+            match key {
+                "candidate" => once(&mut candidate, self.string()?.len())?,
+                "sdpMid" => once(&mut mid, self.string_or_null()?)?,
+                "sdpMLineIndex" => once(&mut index, self.u16_or_null()?)?,
+                "usernameFragment" => once(&mut ufrag, self.string_or_null()?)?,
+                _ => self.value(2)?,
+            }
+            self.ws();
+            match self.next()? {
+                b',' => continue,
+                b'}' => break,
+                _ => return None,
+            }
+        }
+        candidate
+    }
+
+    fn string_or_null(&mut self) -> Option<()> {
+        if self.peek()? == b'n' {
+            self.literal(b"null")
+        } else {
+            self.string().map(drop)
+        }
+    }
+
+    /// `null`, or an integer as a `u16` reads it: digits only, no leading
+    /// zero, at most 65535. (A fraction or exponent after the digits makes
+    /// it a float, which a `u16` refuses: the caller, expecting `,` or `}`
+    /// next, gives up on it.)
+    fn u16_or_null(&mut self) -> Option<()> {
+        if self.peek()? == b'n' {
+            return self.literal(b"null");
+        }
+        let start = self.i;
+        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+            self.i += 1;
+        }
+        let digits = &self.b[start..self.i];
+        if digits.is_empty() || digits.len() > 5 || (digits.len() > 1 && digits[0] == b'0') {
+            return None;
+        }
+        let n: u32 = digits.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0'));
+        (n <= u32::from(u16::MAX)).then_some(())
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        let end = self.i + word.len();
+        (self.b.get(self.i..end)? == word).then(|| self.i = end)
+    }
+
+    /// Skips any JSON value (within the subset), checking its grammar as
+    /// serde_json does when it ignores a field.
+    fn value(&mut self, depth: u32) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.string().map(drop),
+            b'{' => self.container(depth, b'}', true),
+            b'[' => self.container(depth, b']', false),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    /// An object (`keyed`) or array after its opening bracket.
+    fn container(&mut self, depth: u32, close: u8, keyed: bool) -> Option<()> {
+        if depth >= MAX_DEPTH {
+            return None;
+        }
+        self.i += 1;
+        self.ws();
+        if self.peek()? == close {
+            self.i += 1;
+            return Some(());
+        }
+        loop {
+            self.ws();
+            if keyed {
+                self.string()?;
+                self.ws();
+                self.eat(b':')?;
+                self.ws();
+            }
+            self.value(depth + 1)?;
+            self.ws();
+            match self.next()? {
+                b',' => continue,
+                c if c == close => return Some(()),
+                _ => return None,
+            }
+        }
+    }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, not evaluated.
+    fn number(&mut self) -> Option<()> {
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        match self.next()? {
+            b'0' => {}
+            b'1'..=b'9' => self.digits(),
+            _ => return None,
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            self.some_digits()?;
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.i += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.i += 1;
+            }
+            self.some_digits()?;
+        }
+        Some(())
+    }
+
+    fn digits(&mut self) {
+        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+            self.i += 1;
+        }
+    }
+
+    fn some_digits(&mut self) -> Option<()> {
+        let start = self.i;
+        self.digits();
+        (self.i > start).then_some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plain_shape_is_read() {
+        let text = r#"{"roomId":"r1","t":12.5e-3,"candidate":{"candidate":"candidate:1 1 udp 9 192.0.2.1 5 typ host","sdpMid":"0","sdpMLineIndex":0}}]"#;
+        let c = ice_candidate(text).unwrap();
+        assert_eq!((c.room_id, c.to, c.candidate_len), ("r1", None, 40));
+        assert_eq!(&text[c.end..], "]");
+        let spaced = "{ \"to\" : \"bob\" ,\n\"candidate\":{\"candidate\":\"\",\"sdpMid\":null,\"x\":[1,{\"y\":[]},true,false,null,-0.5E+2]},\r\t\"roomId\":\"é\"}";
+        let c = ice_candidate(spaced).unwrap();
+        assert_eq!((c.room_id, c.to, c.candidate_len, c.end), ("é", Some("bob"), 0, spaced.len()));
+    }
+
+    #[test]
+    fn anything_unusual_is_left_to_serde() {
+        for text in [
+            r#"{"roomId":"r\"1","candidate":{"candidate":"c"}}"#,           // an escape
+            r#"{"roomId":"r1","roomId":"r2","candidate":{"candidate":"c"}}"#, // a repeat
+            r#"{"roomId":"r1","candidate":{"candidate":"c","candidate":"d"}}"#,
+            r#"{"roomId":"r1","from":"x","candidate":{"candidate":"c"}}"#,
+            r#"{"roomId":"r1","sdp":null,"candidate":{"candidate":"c"}}"#,
+            r#"{"roomId":null,"candidate":{"candidate":"c"}}"#,
+            r#"{"roomId":"r1","candidate":{"sdpMid":"0"}}"#,                  // no candidate
+            r#"{"roomId":"r1","candidate":{"candidate":"c","sdpMLineIndex":1.0}}"#,
+            r#"{"roomId":"r1","candidate":{"candidate":"c","sdpMLineIndex":65536}}"#,
+            r#"{"roomId":"r1","candidate":{"candidate":"c","sdpMLineIndex":01}}"#,
+            r#"{"roomId":"r1","candidate":{"candidate":"c","sdpMLineIndex":-1}}"#,
+            r#"{"roomId":"r1","candidate":{"candidate":"c"},"n":01}"#,
+            r#"{"roomId":"r1","candidate":{"candidate":"c"},"n":1.}"#,
+            r#"{"roomId":"r1","candidate":{"candidate":"c"},"n":[1,]}"#,
+            r#"{"roomId":"r1","candidate":{"candidate":"c"},}"#,
+            "{\"roomId\":\"r\u{1}\",\"candidate\":{\"candidate\":\"c\"}}",
+            r#"{"roomId":"r1","candidate":{"candidate":"c"}"#,                 // cut short
+            r#"{"candidate":{"candidate":"c"}}"#,
+            r#"{}"#,
+        ] {
+            assert_eq!(ice_candidate(text), None, "{text}");
+        }
+        let deep = format!(r#"{{"roomId":"r","candidate":{{"candidate":"c"}},"d":{}1{}}}"#, "[".repeat(20), "]".repeat(20));
+        assert_eq!(ice_candidate(&deep), None);
+    }
+}
