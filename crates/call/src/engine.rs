@@ -29,8 +29,11 @@ const REFRESH_RETRY: Duration = Duration::from_secs(10);
 
 /// How long after our last local description new ICE servers wait before
 /// they are handed to the peer connection (see [`Session::servers_stale`]).
-/// The driver takes a queued gathering in microseconds; this is margin.
-const GATHERING_SETTLE: Duration = Duration::from_millis(200);
+/// A margin, not a guarantee: the driver takes a queued gathering in
+/// microseconds, but one that rebinds may resolve a TURN host name first,
+/// and a rollback and an answer queue two back to back. A refresh is due a
+/// fifth of the credential's life before it expires: a second is nothing.
+const GATHERING_SETTLE: Duration = Duration::from_secs(1);
 
 /// How a call behaves.
 #[derive(Debug, Clone)]
@@ -638,12 +641,17 @@ impl Actor {
             }
             wait.map(|w| Instant::now() + w)
         });
-        let Some(s) = self.session.as_mut().filter(|_| changed) else {
+        let Some(s) = self.session.as_mut() else {
             self.refresh_at = refresh_at;
             return;
         };
-        s.servers_stale = true;
-        if restart {
+        // Stale against what the connection has, not against the last ack:
+        // after a rejoin the ack's servers may be the same as a refresh's
+        // (the username is minted per second) yet not applied.
+        s.servers_stale |= changed;
+        if !s.servers_stale {
+            self.refresh_at = refresh_at;
+        } else if restart {
             self.refresh_at = refresh_at;
             self.stats.ice_refreshes += 1;
             self.restart_ice().await;
@@ -827,14 +835,17 @@ impl Actor {
                     // Ours was rolled back: offer again once stable.
                     s.renegotiate = true;
                 }
-                // The answer's gathering rebinds: the moment for new
-                // servers, unless a gathering of ours may still be queued
-                // (then this restart keeps the servers it has).
-                if s.servers_stale && s.neg.restarts_ice(&sdp) {
+                let restarts = s.neg.restarts_ice(&sdp);
+                s.pc.set_remote_description(to_rtc(&sdp)?).await.map_err(|e| format!("set remote: {e}"))?;
+                // A restart: webrtc-rs marked the answer's gathering to
+                // rebind, the moment for new servers (queued before the
+                // answer's gathering, after any failure that would leave
+                // them to an ordinary one), unless a gathering of ours may
+                // still be queued; then this restart keeps the servers it has.
+                if restarts && s.servers_stale {
                     self.apply_stale_servers().await;
                 }
                 let s = self.session.as_mut().expect("opened above");
-                s.pc.set_remote_description(to_rtc(&sdp)?).await.map_err(|e| format!("set remote: {e}"))?;
                 for c in s.neg.remote_description_set(sdp) {
                     match s.pc.add_ice_candidate(candidate_to_rtc(&c)).await {
                         Ok(()) => self.stats.candidates_applied += 1,
@@ -905,15 +916,22 @@ impl Actor {
         if !s.renegotiate || !s.neg.may_offer() {
             return Ok(());
         }
-        if s.ice_restart && !self.apply_stale_servers().await {
-            // Tried again on the next tick.
-            return Ok(());
+        let stale = s.ice_restart && s.servers_stale;
+        if stale && s.last_local.is_some_and(|t| t.elapsed() < GATHERING_SETTLE) {
+            tracing::debug!("new ICE servers wait for the last gathering to be taken");
+            return Ok(()); // tried again on the next tick
         }
         let Some(s) = self.session.as_mut() else { return Ok(()) };
         s.renegotiate = false;
         let options = s.ice_restart.then_some(rtc::peer_connection::configuration::RTCOfferOptions { ice_restart: true });
         s.ice_restart = false;
         let offer = s.pc.create_offer(options).await.map_err(|e| format!("create offer: {e}"))?;
+        if stale {
+            // After `create_offer` marked the restart (the servers do not
+            // change the offer), before the gathering that rebinds.
+            self.apply_stale_servers().await;
+        }
+        let Some(s) = self.session.as_mut() else { return Ok(()) };
         s.last_local = Some(Instant::now());
         s.pc.set_local_description(offer).await.map_err(|e| format!("set local offer: {e}"))?;
         let local = s.pc.local_description().await.ok_or("no local description after offering")?;

@@ -125,7 +125,9 @@ impl Negotiator {
     /// session is not a restart; there is nothing to restart yet.
     pub fn restarts_ice(&self, desc: &SessionDescription) -> bool {
         let current = self.remote_ufrag.as_deref().filter(|u| !u.is_empty());
-        desc.kind == SdpType::Offer && current.is_some() && ice_ufrag(&desc.sdp).as_deref() != current
+        let offered = ice_ufrag(&desc.sdp);
+        // No ufrag at all is not a restart (webrtc-rs does not take it for one).
+        desc.kind == SdpType::Offer && current.is_some() && offered.is_some() && offered.as_deref() != current
     }
 
     /// What to re-send after the signaling transport came back: the local
@@ -378,6 +380,8 @@ mod tests {
         assert!(!n.restarts_ice(&sdp(SdpType::Offer, "OLD", 2)), "a renegotiation keeps the ufrag");
         assert!(n.restarts_ice(&sdp(SdpType::Offer, "NEW", 2)));
         assert!(!n.restarts_ice(&sdp(SdpType::Answer, "NEW", 2)), "an answer never starts a restart");
+        let no_ufrag = SessionDescription { kind: SdpType::Offer, sdp: "v=0\r\no=- 1 3 IN IP4 0.0.0.0\r\n".into() };
+        assert!(!n.restarts_ice(&no_ufrag), "no ufrag is no restart");
     }
 
     #[test]
