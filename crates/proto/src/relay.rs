@@ -205,9 +205,11 @@ impl<'a> RelayView<'a> {
             && c.candidate_len <= limits::MAX_CANDIDATE
             && valid_id(c.room_id)
             && c.to.is_none_or(valid_id);
+        if !ok {
+            return None;
+        }
         let (raw, rest) = text.split_at(c.end);
-        let view = RelayView { kind, room_id: Cow::Borrowed(c.room_id), to: c.to.map(Cow::Borrowed), raw, members: None };
-        ok.then_some((view, rest))
+        Some((RelayView { kind, room_id: Cow::Borrowed(c.room_id), to: c.to.map(Cow::Borrowed), raw, members: None }, rest))
     }
 
     fn check(kind: RelayKind, raw: &'a str, env: Envelope<'a>) -> Result<Self, ProtoError> {

@@ -30,30 +30,16 @@ pub(crate) struct Candidate<'a> {
 /// ..., "candidate": {"candidate": ...}, ...}` followed by anything.
 pub(crate) fn ice_candidate(text: &str) -> Option<Candidate<'_>> {
     let mut s = Scanner { text, b: text.as_bytes(), i: 0 };
-    s.eat(b'{')?;
     let (mut room_id, mut to, mut candidate_len) = (None, None, None);
-    loop {
-        s.ws();
-        let key = s.string()?;
-        s.ws();
-        s.eat(b':')?;
-        s.ws();
-        match key {
-            "roomId" => once(&mut room_id, s.string()?)?,
-            "to" => once(&mut to, s.string()?)?,
-            "candidate" => once(&mut candidate_len, s.candidate()?)?,
-            // A sender's own `from` is dropped by the slow path; `sdp` must
-            // then parse as a description. Both are serde_json's.
-            "from" | "sdp" => return None,
-            _ => s.value(1)?,
-        }
-        s.ws();
-        match s.next()? {
-            b',' => continue,
-            b'}' => break,
-            _ => return None,
-        }
-    }
+    s.object(|s, key| match key {
+        "roomId" => once(&mut room_id, s.string()?),
+        "to" => once(&mut to, s.string()?),
+        "candidate" => once(&mut candidate_len, s.candidate()?),
+        // A sender's own `from` is dropped by the slow path; `sdp` must
+        // then parse as a description. Both are serde_json's.
+        "from" | "sdp" => None,
+        _ => s.value(1),
+    })?;
     Some(Candidate { room_id: room_id?, to, candidate_len: candidate_len?, end: s.i })
 }
 
@@ -119,28 +105,14 @@ impl<'a> Scanner<'a> {
     /// `sdpMLineIndex`, `usernameFragment` typed as the server's parser
     /// types them, anything else skipped. The length of `candidate`.
     fn candidate(&mut self) -> Option<usize> {
-        self.eat(b'{')?;
         let (mut candidate, mut mid, mut index, mut ufrag) = (None, None, None, None);
-        loop {
-            self.ws();
-            let key = self.string()?;
-            self.ws();
-            self.eat(b':')?;
-            self.ws();
-            match key {
-                "candidate" => once(&mut candidate, self.string()?.len())?,
-                "sdpMid" => once(&mut mid, self.string_or_null()?)?,
-                "sdpMLineIndex" => once(&mut index, self.u16_or_null()?)?,
-                "usernameFragment" => once(&mut ufrag, self.string_or_null()?)?,
-                _ => self.value(2)?,
-            }
-            self.ws();
-            match self.next()? {
-                b',' => continue,
-                b'}' => break,
-                _ => return None,
-            }
-        }
+        self.object(|s, key| match key {
+            "candidate" => once(&mut candidate, s.string()?.len()),
+            "sdpMid" => once(&mut mid, s.string_or_null()?),
+            "sdpMLineIndex" => once(&mut index, s.u16_or_null()?),
+            "usernameFragment" => once(&mut ufrag, s.string_or_null()?),
+            _ => s.value(2),
+        })?;
         candidate
     }
 
@@ -182,8 +154,9 @@ impl<'a> Scanner<'a> {
     fn value(&mut self, depth: u32) -> Option<()> {
         match self.peek()? {
             b'"' => self.string().map(drop),
-            b'{' => self.container(depth, b'}', true),
-            b'[' => self.container(depth, b']', false),
+            b'{' | b'[' if depth >= MAX_DEPTH => None,
+            b'{' => self.object(|s, _| s.value(depth + 1)),
+            b'[' => self.items(b']', |s| s.value(depth + 1)),
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
             b'n' => self.literal(b"null"),
@@ -192,11 +165,23 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// An object (`keyed`) or array after its opening bracket.
-    fn container(&mut self, depth: u32, close: u8, keyed: bool) -> Option<()> {
-        if depth >= MAX_DEPTH {
+    /// An object: `member` reads each value, given its key.
+    fn object(&mut self, mut member: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
+        if self.peek()? != b'{' {
             return None;
         }
+        self.items(b'}', |s| {
+            let key = s.string()?;
+            s.ws();
+            s.eat(b':')?;
+            s.ws();
+            member(s, key)
+        })
+    }
+
+    /// From an opening bracket to its `close`: `item` reads each item
+    /// (an array's value, an object's member), commas between them.
+    fn items(&mut self, close: u8, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
         self.i += 1;
         self.ws();
         if self.peek()? == close {
@@ -205,13 +190,7 @@ impl<'a> Scanner<'a> {
         }
         loop {
             self.ws();
-            if keyed {
-                self.string()?;
-                self.ws();
-                self.eat(b':')?;
-                self.ws();
-            }
-            self.value(depth + 1)?;
+            item(self)?;
             self.ws();
             match self.next()? {
                 b',' => continue,
