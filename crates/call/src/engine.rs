@@ -371,6 +371,14 @@ struct Session {
     audio: (Arc<TrackLocalStaticSample>, u32, Arc<dyn webrtc::rtp_transceiver::RtpSender>),
 }
 
+impl Session {
+    /// Whether our last local description's gathering has surely been
+    /// taken by the driver, so a restart marked now is the next one's.
+    fn servers_settled(&self) -> bool {
+        self.last_local.is_none_or(|t| t.elapsed() >= GATHERING_SETTLE)
+    }
+}
+
 struct Actor {
     config: CallConfig,
     signaling: Signaling,
@@ -665,24 +673,16 @@ impl Actor {
         }
     }
 
-    /// Hands stale ICE servers to the peer connection if the description
-    /// about to be set restarts ICE and the last one's gathering has
-    /// settled (see [`Session::servers_stale`]). `false`: not yet.
-    async fn apply_stale_servers(&mut self) -> bool {
+    /// Hands the stale ICE servers to the peer connection, once a restart
+    /// is marked and [`Session::servers_settled`] (see
+    /// [`Session::servers_stale`]).
+    async fn apply_stale_servers(&mut self) {
         let config = self.rtc_configuration();
-        let Some(s) = self.session.as_mut() else { return true };
-        if !s.servers_stale {
-            return true;
-        }
-        if s.last_local.is_some_and(|t| t.elapsed() < GATHERING_SETTLE) {
-            tracing::debug!("new ICE servers wait for the last gathering to be taken");
-            return false;
-        }
+        let Some(s) = self.session.as_mut() else { return };
         s.servers_stale = false;
         if let Err(e) = s.pc.set_configuration(config).await {
             self.emit(CallEvent::Warning(format!("new ICE servers not applied: {e}")));
         }
-        true
     }
 
     async fn open_session(&mut self, remote: Option<PeerId>, offerer: bool) -> Result<(), String> {
@@ -842,7 +842,7 @@ impl Actor {
                 // answer's gathering, after any failure that would leave
                 // them to an ordinary one), unless a gathering of ours may
                 // still be queued; then this restart keeps the servers it has.
-                if restarts && s.servers_stale {
+                if restarts && s.servers_stale && s.servers_settled() {
                     self.apply_stale_servers().await;
                 }
                 let s = self.session.as_mut().expect("opened above");
@@ -917,7 +917,7 @@ impl Actor {
             return Ok(());
         }
         let stale = s.ice_restart && s.servers_stale;
-        if stale && s.last_local.is_some_and(|t| t.elapsed() < GATHERING_SETTLE) {
+        if stale && !s.servers_settled() {
             tracing::debug!("new ICE servers wait for the last gathering to be taken");
             return Ok(()); // tried again on the next tick
         }
