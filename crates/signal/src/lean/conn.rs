@@ -171,7 +171,7 @@ fn drive<IO: AsyncRead + AsyncWrite + Unpin>(
 
         let after_hold = s.pace.holding();
         s.read_at = Instant::now();
-        let read = if !s.pace.holding() || s.pace.may_read(s.read_at) {
+        let read = if s.pace.may_read(s.read_at) {
             read_some(cx, io, decoder, s)
         } else {
             Poll::Pending // the timer wakes us when the hold is over
