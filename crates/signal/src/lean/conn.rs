@@ -139,12 +139,14 @@ fn drive<IO: AsyncRead + AsyncWrite + Unpin>(
 ) -> Poll<Ending> {
     // Registered before looking, so a push in between still wakes us.
     s.outbox.0.waker.register(cx.waker());
+    let mut first_pass = true;
     loop {
         match s.outbox.take(wbuf) {
             Some(End::Shutdown) => return Poll::Ready(Ending::Shutdown),
             Some(End::Kick) => return Poll::Ready(Ending::Kicked),
             Some(End::Closed) | None => {}
         }
+        let writing = !wbuf.is_empty();
         if let Some(ending) = s.ending {
             return Poll::Ready(ending);
         }
@@ -171,7 +173,11 @@ fn drive<IO: AsyncRead + AsyncWrite + Unpin>(
 
         let after_hold = s.pace.holding();
         s.read_at = Instant::now();
-        let read = if s.pace.may_read(s.read_at) {
+        // Only the first pass tells what woke us. Nothing came to write and
+        // no timer is due: the socket did, so data has come in.
+        let socket_woke = first_pass && !writing && s.read_at < timer.deadline();
+        first_pass = false;
+        let read = if s.pace.may_read(s.read_at, socket_woke) {
             read_some(cx, io, decoder, s)
         } else {
             Poll::Pending // the timer wakes us when the hold is over
