@@ -13,9 +13,9 @@ seed=${SEED_BENCH:-../shared/bench/seed-server}
 [ -x "$seed/compare.sh" ] || [ -f "$seed/compare.sh" ] || { echo "no $seed/compare.sh (the seed bench lives in the shared folder beside the repo)" >&2; exit 1; }
 cargo build --release --locked -p ringlet-signal >&2
 bin="$CARGO_TARGET_DIR/release/ringlet-signal"
-# Every load client is on 127.0.0.1: the per-address connection limit (64
-# by default) would refuse most of them, so it is off here.
-cand="exec $bin --listen 127.0.0.1:\$PORT --max-conns-per-ip 0"
+# The command #2 names, as written. Every load client is on 127.0.0.1;
+# a server listening on loopback counts no connections per address.
+cand="exec $bin --listen 127.0.0.1:\$PORT"
 
 run() { echo "# $*"; bash "$seed/compare.sh" "$cand" "$@"; }
 

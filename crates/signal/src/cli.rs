@@ -67,8 +67,13 @@ pub struct Args {
     pub token_ttl: Duration,
 
     /// Socket.IO connections from one IP address (0: no limit)
-    #[arg(long, env = "RINGLET_MAX_CONNS_PER_IP", default_value_t = 64)]
-    pub max_conns_per_ip: usize,
+    /// [default: 64, or no limit when listening on a loopback address]
+    ///
+    /// A server that listens on loopback only hears this host: a reverse
+    /// proxy in front of it (every client then has the proxy's address, so
+    /// counting it would cap the whole service) or local programs.
+    #[arg(long, env = "RINGLET_MAX_CONNS_PER_IP")]
+    pub max_conns_per_ip: Option<usize>,
 
     /// Sustained events per second per connection (0: no limit). A client
     /// over it is refused; one that keeps going is disconnected
@@ -205,8 +210,14 @@ impl Args {
                 return Err(format!("{name} must be a number of zero or more, got {v}"));
             }
         }
+        let listen = self.listen_addr(port_env)?;
+        let connections_per_ip = self.max_conns_per_ip.unwrap_or(if listen.ip().is_loopback() {
+            0
+        } else {
+            crate::LimitConfig::default().connections_per_ip
+        });
         Ok(Config {
-            listen: self.listen_addr(port_env)?,
+            listen,
             hub: HubConfig {
                 max_peers: self.max_peers as usize,
                 grace: self.grace,
@@ -217,7 +228,7 @@ impl Args {
                 turn,
             },
             limits: crate::LimitConfig {
-                connections_per_ip: self.max_conns_per_ip,
+                connections_per_ip,
                 events_per_sec: self.max_events_per_sec,
                 event_burst: self.event_burst,
                 room_creation_per_sec: self.max_new_rooms_per_min / 60.0,
@@ -392,6 +403,17 @@ mod tests {
         assert!(parse(&["--max-events-per-sec=-1"]).config(None).is_err());
         assert!(Args::try_parse_from(["ringlet-signal", "--tls-cert", "c.pem"]).is_err());
         assert!(Args::try_parse_from(["ringlet-signal", "--max-rooms-per-socket", "0"]).is_err());
+    }
+
+    #[test]
+    fn a_server_on_loopback_counts_no_addresses_unless_told() {
+        let per_ip = |args: &[&str]| parse(args).config(None).unwrap().limits.connections_per_ip;
+        assert_eq!(per_ip(&[]), 64, "listening on every address");
+        assert_eq!(per_ip(&["--listen", "192.0.2.7:3000"]), 64);
+        assert_eq!(per_ip(&["--listen", "127.0.0.1:3000"]), 0, "behind a proxy on this host");
+        assert_eq!(per_ip(&["--listen", "[::1]:3000"]), 0);
+        assert_eq!(per_ip(&["--listen", "127.0.0.1:3000", "--max-conns-per-ip", "5"]), 5);
+        assert_eq!(per_ip(&["--max-conns-per-ip", "0"]), 0);
     }
 
     #[test]
