@@ -6,6 +6,9 @@
 # listening process from /proc, from 1.2 s into the run (after connects).
 #
 #   bench/signal-split.sh [ROUNDS]
+#   RINGLET_SIGNAL_BASE=/path/to/older/ringlet-signal bench/signal-split.sh [ROUNDS]
+#     adds that build's lean transport to every round: an A/B of two builds
+#     interleaved in one run (build the older one from a worktree).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/signal-bin.sh
@@ -37,5 +40,6 @@ one() { # NAME COMMAND...
 for _ in $(seq "${1:-2}"); do
   one seed node "$work/server.js"
   one lean "$RINGLET_SIGNAL_BIN" --listen 127.0.0.1:$port --max-conns-per-ip 0
+  [ -z "${RINGLET_SIGNAL_BASE:-}" ] || one lean-base "$RINGLET_SIGNAL_BASE" --listen 127.0.0.1:$port --max-conns-per-ip 0
   one socketioxide "$RINGLET_SIGNAL_BIN" --listen 127.0.0.1:$port --max-conns-per-ip 0 --websocket socketioxide
 done
