@@ -211,7 +211,7 @@ impl Args {
             }
         }
         let listen = self.listen_addr(port_env)?;
-        let connections_per_ip = self.max_conns_per_ip.unwrap_or(if listen.ip().is_loopback() {
+        let connections_per_ip = self.max_conns_per_ip.unwrap_or(if listen.ip().to_canonical().is_loopback() {
             0
         } else {
             crate::LimitConfig::default().connections_per_ip
@@ -412,6 +412,8 @@ mod tests {
         assert_eq!(per_ip(&["--listen", "192.0.2.7:3000"]), 64);
         assert_eq!(per_ip(&["--listen", "127.0.0.1:3000"]), 0, "behind a proxy on this host");
         assert_eq!(per_ip(&["--listen", "[::1]:3000"]), 0);
+        assert_eq!(per_ip(&["--listen", "[::ffff:127.0.0.1]:3000"]), 0);
+        assert_eq!(per_ip(&["--listen", "[::]:3000"]), 64);
         assert_eq!(per_ip(&["--listen", "127.0.0.1:3000", "--max-conns-per-ip", "5"]), 5);
         assert_eq!(per_ip(&["--max-conns-per-ip", "0"]), 0);
     }

@@ -696,10 +696,11 @@ async fn open_nodelay(addr: SocketAddr) -> Raw {
     raw
 }
 
-/// The lean transport holds a bursting connection's next read for a
-/// moment and keeps its socket quiet meanwhile (src/lean/pace.rs). Nothing
-/// may be stranded by that: a burst's tail that came during a hold, with
-/// nothing after it to wake the socket, must be read when the hold ends.
+/// The lean transport holds the read of data that comes soon after the
+/// last for a moment, and keeps the socket quiet meanwhile
+/// (src/lean/pace.rs). Nothing may be stranded by that: a burst's tail
+/// that came during a hold, with nothing after it to wake the socket, must
+/// be read when the hold ends.
 /// The bursts here pause at points moving across a hold's 1-2 ms, and each
 /// must arrive whole before the next is sent, so no later frame can rescue
 /// it (the server's first ping is 25 s away, past `WAIT`).
@@ -716,9 +717,9 @@ async fn a_burst_held_for_a_moment_arrives_whole_and_in_order() {
         let first = seq;
         for i in 0..6 {
             if i == 2 {
-                // Two frames back to back start a hold; the rest come
-                // within it or after it. A blocking sleep: tokio's timer
-                // cannot wait less than a millisecond.
+                // The frames after the first are held; those after the
+                // pause come within the hold or after it. A blocking
+                // sleep: tokio's timer cannot wait less than a millisecond.
                 std::thread::sleep(Duration::from_micros(round * 100));
             }
             a.send(&format!("42/signaling,{}", json!(["ice-candidate", cand("held", seq)]))).await;

@@ -81,6 +81,9 @@ struct Session {
     /// When the read being handled began: one clock reading for all the
     /// events it brings.
     read_at: Instant,
+    /// The last poll left bytes waiting for the socket to take them (a
+    /// write or a TLS flush): its next wake-up may be for writing.
+    write_waiting: bool,
 }
 
 pub(super) async fn serve<IO>(lean: Arc<Lean>, mut io: IO, ip: Option<IpAddr>, fd: Option<RawFd>)
@@ -99,6 +102,7 @@ where
         ending: None,
         pace: Pace::default(),
         read_at: now,
+        write_waiting: false,
         lean: Arc::clone(&lean),
     };
     s.open();
@@ -138,8 +142,11 @@ fn drive<IO: AsyncRead + AsyncWrite + Unpin>(
     mut timer: Pin<&mut Sleep>,
 ) -> Poll<Ending> {
     // Registered before looking, so a push in between still wakes us.
-    s.outbox.0.waker.register(cx.waker());
-    let mut first_pass = true;
+    let outbox_woke = s.outbox.register(cx.waker());
+    // Neither the outbox (which the task's own replies wake too) nor a
+    // socket ready for a waiting write: the socket woke us for reading, or
+    // the timer did (checked below). Only the first pass can tell.
+    let mut socket_woke = !outbox_woke && !s.write_waiting;
     loop {
         match s.outbox.take(wbuf) {
             Some(End::Shutdown) => return Poll::Ready(Ending::Shutdown),
@@ -161,23 +168,26 @@ fn drive<IO: AsyncRead + AsyncWrite + Unpin>(
                 Poll::Pending => break,
             }
         }
+        let mut flushing = false;
         if wbuf.is_empty() {
             // TLS holds written bytes until flushed; TCP returns at once.
-            if let Poll::Ready(Err(_)) = Pin::new(&mut *io).poll_flush(cx) {
-                return Poll::Ready(Ending::Lost);
+            match Pin::new(&mut *io).poll_flush(cx) {
+                Poll::Ready(Err(_)) => return Poll::Ready(Ending::Lost),
+                Poll::Pending => flushing = true,
+                Poll::Ready(Ok(())) => {}
             }
             if wbuf.capacity() > 64 * 1024 {
                 *wbuf = Vec::new(); // a burst went out: give its buffer back
             }
         }
+        s.write_waiting = flushing || !wbuf.is_empty();
 
         let after_hold = s.pace.holding();
         s.read_at = Instant::now();
-        // Only the first pass tells what woke us. Nothing came to write and
-        // no timer is due: the socket did, so data has come in.
-        let socket_woke = first_pass && !writing && s.read_at < timer.deadline();
-        first_pass = false;
-        let read = if s.pace.may_read(s.read_at, socket_woke) {
+        // Nothing to write and no timer due either: data has come in.
+        let data_woke = socket_woke && !writing && s.read_at < timer.deadline();
+        socket_woke = false;
+        let read = if s.pace.may_read(s.read_at, data_woke) {
             read_some(cx, io, decoder, s)
         } else {
             Poll::Pending // the timer wakes us when the hold is over

@@ -28,7 +28,7 @@ mod pace;
 mod wire;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -178,6 +178,9 @@ pub struct Outbox(Arc<OutboxInner>);
 struct OutboxInner {
     out: Mutex<Out>,
     waker: AtomicWaker,
+    /// Set with every wake-up the outbox gives, so the task can tell them
+    /// from the socket's (which alone may start a read hold).
+    woke: AtomicBool,
     limits: BacklogLimits,
 }
 
@@ -201,7 +204,7 @@ pub(crate) enum End {
 
 impl Outbox {
     fn new(limits: BacklogLimits) -> Outbox {
-        Outbox(Arc::new(OutboxInner { out: Mutex::default(), waker: AtomicWaker::new(), limits }))
+        Outbox(Arc::new(OutboxInner { out: Mutex::default(), waker: AtomicWaker::new(), woke: AtomicBool::new(false), limits }))
     }
 
     /// Appends one text frame made of `parts`; wakes the task if it was idle.
@@ -234,7 +237,7 @@ impl Outbox {
         }
         drop(out);
         if was_empty {
-            self.0.waker.wake();
+            self.wake();
         }
         Ok(())
     }
@@ -258,7 +261,19 @@ impl Outbox {
             out.end = Some(why);
         }
         drop(out);
+        self.wake();
+    }
+
+    fn wake(&self) {
+        self.0.woke.store(true, Ordering::Release);
         self.0.waker.wake();
+    }
+
+    /// Registers the task's waker; whether the outbox woke the task since
+    /// the last call.
+    fn register(&self, waker: &std::task::Waker) -> bool {
+        self.0.waker.register(waker);
+        self.0.woke.swap(false, Ordering::AcqRel)
     }
 
     /// Whether the task was asked to stop.
@@ -344,6 +359,23 @@ mod tests {
             let headers: Vec<_> = WS.iter().enumerate().filter(|(i, _)| *i != missing).map(|(_, h)| *h).collect();
             assert_eq!(direct_websocket(&get("/socket.io/?EIO=4&transport=websocket", &headers)), None);
         }
+    }
+
+    #[test]
+    fn the_outbox_tells_its_wake_ups_from_others() {
+        let o = Outbox::new(BacklogLimits { messages: 8, bytes: 1 << 20 });
+        let waker = std::task::Waker::noop();
+        assert!(!o.register(waker), "nothing pushed yet");
+        o.push(&[b"3"]).unwrap();
+        assert!(o.register(waker), "a push woke the task");
+        assert!(!o.register(waker), "and is told once");
+        o.push(&[b"3"]).unwrap(); // on bytes not yet taken: no second wake-up
+        assert!(!o.register(waker));
+        o.take(&mut Vec::new());
+        o.event("a", "1", From::Others).unwrap();
+        assert!(o.register(waker), "a relay from another connection");
+        o.end(End::Shutdown);
+        assert!(o.register(waker), "an ending");
     }
 
     #[test]
