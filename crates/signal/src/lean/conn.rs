@@ -81,6 +81,8 @@ struct Session {
     /// When the read being handled began: one clock reading for all the
     /// events it brings.
     read_at: Instant,
+    /// Text frames (Engine.IO packets) the read being handled brought.
+    read_frames: u32,
     /// The last poll left bytes waiting for the socket to take them (a
     /// write or a TLS flush): its next wake-up may be for writing.
     write_waiting: bool,
@@ -102,6 +104,7 @@ where
         ending: None,
         pace: Pace::default(),
         read_at: now,
+        read_frames: 0,
         write_waiting: false,
         lean: Arc::clone(&lean),
     };
@@ -195,7 +198,7 @@ fn drive<IO: AsyncRead + AsyncWrite + Unpin>(
         match read {
             Poll::Ready(Ok(())) => {
                 progressed = true;
-                s.pace.read(s.read_at);
+                s.pace.read(s.read_at, std::mem::take(&mut s.read_frames));
                 // A read after a hold takes several segments, which the
                 // kernel acknowledges at once whatever this says.
                 if let Some(tcp) = tcp.as_deref_mut().filter(|_| !after_hold) {
@@ -382,7 +385,10 @@ impl Session {
                 tracing::debug!("a text packet while binary attachments were due");
                 self.end(Ending::Close(1002));
             }
-            WsMessage::Text(text) => self.on_eio(text),
+            WsMessage::Text(text) => {
+                self.read_frames += 1;
+                self.on_eio(text)
+            }
             WsMessage::Binary(_) => self.on_attachment(),
             WsMessage::Ping(payload) => {
                 if let Err(e) = self.outbox.push_frame(wire::OP_PONG, &[payload], super::From::Itself) {
