@@ -146,9 +146,10 @@ fn drive<IO: AsyncRead + AsyncWrite + Unpin>(
 ) -> Poll<Ending> {
     // Registered before looking, so a push in between still wakes us.
     let outbox_woke = s.outbox.register(cx.waker());
-    // Neither the outbox (which the task's own replies wake too) nor a
-    // socket ready for a waiting write: the socket woke us for reading, or
-    // the timer did (checked below). Only the first pass can tell.
+    // Neither the outbox (which the task's own replies wake too; its first
+    // push, the open packet, comes before any register) nor a socket ready
+    // for a waiting write: the socket woke us for reading, or the timer
+    // did (checked below). Only the first pass can tell.
     let mut socket_woke = !outbox_woke && !s.write_waiting;
     loop {
         match s.outbox.take(wbuf) {
@@ -156,7 +157,6 @@ fn drive<IO: AsyncRead + AsyncWrite + Unpin>(
             Some(End::Kick) => return Poll::Ready(Ending::Kicked),
             Some(End::Closed) | None => {}
         }
-        let writing = !wbuf.is_empty();
         if let Some(ending) = s.ending {
             return Poll::Ready(ending);
         }
@@ -187,8 +187,8 @@ fn drive<IO: AsyncRead + AsyncWrite + Unpin>(
 
         let after_hold = s.pace.holding();
         s.read_at = Instant::now();
-        // Nothing to write and no timer due either: data has come in.
-        let data_woke = socket_woke && !writing && s.read_at < timer.deadline();
+        // No timer due either: data has come in.
+        let data_woke = socket_woke && s.read_at < timer.deadline();
         socket_woke = false;
         let read = if s.pace.may_read(s.read_at, data_woke) {
             read_some(cx, io, decoder, s)
