@@ -170,6 +170,14 @@ mod tests {
         p
     }
 
+    /// Its timer ends the hold it is in; when that was.
+    fn end_hold(p: &mut Pace) -> Instant {
+        let end = p.until().expect("held");
+        p.timer_fired(end);
+        assert!(p.may_read(end, false), "free when the hold ends");
+        end
+    }
+
     #[test]
     fn reads_now_and_then_are_never_held() {
         let t0 = Instant::now();
@@ -257,17 +265,13 @@ mod tests {
         let mut p = busy(t0);
         assert!(!p.may_read(t0 + 10 * US, true));
         for _ in 0..3 {
-            let end = p.until().expect("held");
-            p.timer_fired(end);
-            assert!(p.may_read(end, false));
+            let end = end_hold(&mut p);
             p.read(end, 1); // the held bytes
             assert!(!p.may_read(end + 50 * US, true), "more data hard on them is held again");
         }
         // The burst ends within the hold: its read is the last, and the
         // next data, long after, is read at once.
-        let end = p.until().unwrap();
-        p.timer_fired(end);
-        assert!(p.may_read(end, false));
+        let end = end_hold(&mut p);
         p.read(end, 1);
         assert!(p.may_read(end + BURST_GAP, true), "data long after is read at once");
     }
@@ -277,9 +281,7 @@ mod tests {
         let t0 = Instant::now();
         let mut p = busy(t0);
         assert!(!p.may_read(t0 + MS, true));
-        let end = p.until().unwrap();
-        p.timer_fired(end);
-        assert!(p.may_read(end, false)); // and the read finds nothing
+        let end = end_hold(&mut p); // and the read finds nothing
         assert!(p.may_read(end + 50 * US, true), "no data came before: this is read at once");
     }
 
