@@ -15,12 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/signal-bin.sh
 rooms=${1:-5000}; rate=${2:-2000}; secs=${3:-30}; workers=${4:-4}
-seed_src=${SEED_SERVER_DIR:-../shared/bench/seed-server}
-work=${SEED_BENCH_DIR:-${TMPDIR:-/tmp}/seed-bench}
-if [ ! -d "$work/node_modules/socket.io" ]; then
-  mkdir -p "$work" && cp "$seed_src"/package.json "$seed_src"/package-lock.json "$seed_src"/*.js "$work"/
-  (cd "$work" && npm ci --no-audit --no-fund --loglevel=error >&2)
-fi
+seed_bench
 # 10,000 sockets in the server plus a share in each client process.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 need=$((2 * rooms + 1000))

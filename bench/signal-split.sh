@@ -12,12 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/signal-bin.sh
-seed=${SEED_BENCH:-../shared/bench/seed-server}
-work=${SEED_BENCH_DIR:-${TMPDIR:-/tmp}/seed-bench}
-if [ ! -d "$work/node_modules/socket.io-client" ]; then # as compare.sh installs it
-  mkdir -p "$work" && cp "$seed"/package.json "$seed"/package-lock.json "$seed"/*.js "$seed"/*.mjs "$work"/
-  (cd "$work" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-fi
+seed_bench
 port=3310
 hz=$(getconf CLK_TCK)
 one() { # NAME COMMAND...

@@ -10,12 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/signal-bin.sh
-seed=${SEED_BENCH:-../shared/bench/seed-server}
-work=${SEED_BENCH_DIR:-${TMPDIR:-/tmp}/seed-bench}
-if [ ! -d "$work/node_modules/socket.io-client" ]; then # as compare.sh installs it
-  mkdir -p "$work" && cp "$seed"/package.json "$seed"/package-lock.json "$seed"/*.js "$seed"/*.mjs "$work"/
-  (cd "$work" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-fi
+seed_bench
 port=3311
 events=syscalls:sys_enter_recvfrom,syscalls:sys_enter_sendto,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_setsockopt,syscalls:sys_enter_futex
 for _ in $(seq "${1:-3}"); do
