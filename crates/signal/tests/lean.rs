@@ -801,6 +801,59 @@ async fn a_peer_that_stops_reading_is_backlogged_lean() {
     a_peer_that_stops_reading_is_backlogged(WsEngine::Lean).await;
 }
 
+/// A peer that stops reading long enough for relays to pile up behind a
+/// full socket, then reads again without sending a thing, gets all of them
+/// in order, at once: the server's write that unblocks must carry on with
+/// what queued meanwhile, not wait for the peer's next packet or ping
+/// (25 s here, past `WAIT`).
+async fn a_peer_that_reads_again_gets_what_piled_up(engine: WsEngine) {
+    let config = Config {
+        websocket: engine,
+        backlog: ringlet_signal::BacklogLimits { messages: 100_000, bytes: 64 << 20 },
+        limits: LimitConfig { events_per_sec: 0.0, ..LimitConfig::default() },
+        ..test_config()
+    };
+    let server = TestServer::start_with(config).await;
+    let mut slow = open_small_window(server.addr).await;
+    slow.send("40/signaling,").await;
+    slow.connected().await;
+    assert_eq!(slow.request(1, "join", json!({"roomId": "pile", "peerId": "s"})).await["ok"], true);
+    let (mut fast, _) = Raw::connect(server.addr).await;
+    assert_eq!(fast.request(1, "join", json!({"roomId": "pile", "peerId": "f"})).await["ok"], true);
+    assert_eq!(slow.event("peer-joined").await["peerId"], "f");
+    // ~3 MB while `slow` reads nothing: past its window and the server's
+    // send buffer, so most of it waits in the server.
+    let pad = "x".repeat(1000);
+    let total = 3000u64;
+    for batch in 0..total / 100 {
+        let ids = (batch * 100)..((batch + 1) * 100);
+        for id in ids.clone() {
+            let c = json!({"roomId": "pile", "candidate": {"candidate": format!("{pad}{id}")}});
+            fast.ws.feed(Message::text(format!("42/signaling,{}{}", id + 10, json!(["ice-candidate", c])))).await.unwrap();
+        }
+        fast.ws.flush().await.unwrap();
+        for id in ids {
+            assert_eq!(fast.ack(id + 10).await["ok"], true, "{engine:?}: relay {id} refused");
+        }
+    }
+    for want in 0..total {
+        let got = slow.event("ice-candidate").await;
+        let text = got["candidate"]["candidate"].as_str().unwrap_or_else(|| panic!("{got}"));
+        assert_eq!(text.strip_prefix(pad.as_str()), Some(want.to_string().as_str()), "{engine:?}: relay {want}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_reads_again_gets_what_piled_up_socketioxide() {
+    a_peer_that_reads_again_gets_what_piled_up(WsEngine::Socketioxide).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_reads_again_gets_what_piled_up_lean() {
+    a_peer_that_reads_again_gets_what_piled_up(WsEngine::Lean).await;
+}
+
 /// A client pipelining more acked events than `Config.backlog.messages` in
 /// one write still gets every ack: the backlog limit is about peers that do
 /// not keep up, and this client reads.

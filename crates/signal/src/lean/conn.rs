@@ -167,6 +167,13 @@ fn drive<IO: AsyncRead + AsyncWrite + Unpin>(
                 Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Ending::Lost),
                 Poll::Ready(Ok(n)) => {
                     wbuf.drain(..n);
+                    if wbuf.is_empty() {
+                        // What queued while `wbuf` waited on a full socket
+                        // woke no one (only a push onto an empty outbox
+                        // does): it goes out now. (An ending wakes the
+                        // task: the next pass sees it.)
+                        let _ = s.outbox.take(wbuf);
+                    }
                 }
                 Poll::Pending => break,
             }
