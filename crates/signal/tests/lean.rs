@@ -491,6 +491,31 @@ async fn a_message_over_max_message_is_refused_with_1009() {
     server.stop().await;
 }
 
+/// Until it has connected to `/signaling`, a socket may send only small
+/// messages (a CONNECT, pings): it does not count against its address
+/// yet, so it must not make the server buffer megabytes for it. The limit
+/// rises with the CONNECT, even for an event in the same write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unconnected_socket_may_send_only_small_messages() {
+    let server = TestServer::start(HubConfig::default()).await;
+    let (mut early, _) = Raw::open(server.addr).await;
+    early.send(&format!("4{}", "x".repeat(20 * 1024))).await;
+    let (texts, end) = early.until_closed().await;
+    assert!(texts.is_empty(), "{texts:?}");
+    assert_eq!(end, Got::Close(Some(1009)));
+
+    let (mut c, _) = Raw::open(server.addr).await;
+    let sdp = "a=x ".repeat(15_000); // 60 KB, under the 64 KiB SDP limit
+    let offer = json!(["sdp-offer", {"roomId": "r", "sdp": {"type": "offer", "sdp": sdp}}]);
+    c.ws.feed(Message::text("40/signaling,")).await.unwrap();
+    c.ws.feed(Message::text(format!("42/signaling,1{offer}"))).await.unwrap();
+    c.ws.flush().await.unwrap();
+    c.connected().await;
+    let ack = c.ack(1).await;
+    assert_eq!(ack["error"]["code"], "not-in-room", "read, and refused for what it says: {ack:.200}");
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn engineio_heartbeat_keeps_answering_clients_and_drops_silent_ones() {
     let config =

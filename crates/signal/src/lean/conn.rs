@@ -1,7 +1,7 @@
 //! One lean connection: a single task that reads frames, handles them in
 //! arrival order, and writes whatever its outbox holds.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
 use std::net::IpAddr;
 use std::os::fd::{BorrowedFd, RawFd};
@@ -26,6 +26,12 @@ const GOODBYE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 /// More attachments than any signaling client sends: the connection is
 /// closed rather than made to swallow them.
 const MAX_ATTACHMENTS: usize = 64;
+
+/// The largest message read before a connection has connected to
+/// `/signaling`: a CONNECT with room for an auth object, pings. A socket
+/// that has not connected is not counted against its address yet, so it
+/// must not be able to make the server buffer megabytes for it.
+const MAX_MESSAGE_UNCONNECTED: usize = 16 * 1024;
 
 thread_local! {
     /// Where reads land. Per thread, not per connection: an idle
@@ -252,8 +258,13 @@ fn read_some<IO: AsyncRead + Unpin>(
             }
             Poll::Ready(Ok(())) if rb.filled().is_empty() => Poll::Ready(Err(Ending::Lost)),
             Poll::Ready(Ok(())) => {
-                let max = s.lean.config.max_message;
-                if let Err(e) = decoder.feed(rb.filled_mut(), max, |m| s.on_ws(m)) {
+                let max = Cell::new(s.max_message());
+                let fed = decoder.feed(rb.filled_mut(), &max, |m| {
+                    let flow = s.on_ws(m);
+                    max.set(s.max_message()); // a CONNECT or DISCONNECT moves it
+                    flow
+                });
+                if let Err(e) = fed {
                     tracing::debug!(error = %e, "closing a lean connection");
                     s.end(Ending::Close(e.close_code()));
                 }
@@ -352,6 +363,15 @@ impl Session {
 
     fn end(&mut self, ending: Ending) {
         self.ending.get_or_insert(ending);
+    }
+
+    /// The size limit for the next message, by phase (see
+    /// [`MAX_MESSAGE_UNCONNECTED`]).
+    fn max_message(&self) -> usize {
+        match self.phase {
+            Phase::Connected { .. } => self.config().max_message,
+            Phase::Waiting { .. } => self.config().max_message.min(MAX_MESSAGE_UNCONNECTED),
+        }
     }
 
     fn deadline(&self) -> Instant {

@@ -2,6 +2,7 @@
 //! side), Engine.IO v4 packets and Socket.IO v5 packets. No sockets here:
 //! bytes in, messages out, so every rule is tested without a network.
 
+use std::cell::Cell;
 use std::fmt;
 
 /// Why a connection is closed. A WebSocket close code goes with each.
@@ -144,13 +145,20 @@ impl Decoder {
         self.partial.len() + self.fragments.as_ref().map_or(0, |(_, f)| f.len())
     }
 
+    /// Capacity held between reads.
+    #[cfg(test)]
+    fn held(&self) -> usize {
+        self.partial.capacity() + self.fragments.as_ref().map_or(0, |(_, f)| f.capacity())
+    }
+
     /// Decodes what `data` completes, calling `on` for each message in
     /// order. `data` is unmasked in place. Messages over `max` bytes are an
-    /// error. Stops early when `on` says [`Flow::Stop`].
+    /// error; `max` is read at each frame, so `on` may change it for the
+    /// frames after its message. Stops early when `on` says [`Flow::Stop`].
     pub(crate) fn feed(
         &mut self,
         data: &mut [u8],
-        max: usize,
+        max: &Cell<usize>,
         mut on: impl FnMut(WsMessage<'_>) -> Flow,
     ) -> Result<Flow, WsError> {
         if self.partial.is_empty() {
@@ -164,8 +172,11 @@ impl Decoder {
         buf.extend_from_slice(data);
         let (used, flow) = decode(&mut self.fragments, &mut buf, max, &mut on)?;
         buf.drain(..used);
-        if buf.is_empty() && buf.capacity() > 4096 {
-            buf = Vec::new(); // a large SDP passed: give its buffer back
+        // A large message passed: give its buffer back, keeping what is
+        // left of the next frame (a client could otherwise pin megabytes
+        // by always leaving a byte of one behind).
+        if buf.capacity() > 4096 && buf.len() <= buf.capacity() / 4 {
+            buf.shrink_to(buf.len());
         }
         self.partial = buf;
         Ok(flow)
@@ -176,12 +187,12 @@ impl Decoder {
 fn decode(
     fragments: &mut Option<(bool, Vec<u8>)>,
     buf: &mut [u8],
-    max: usize,
+    max: &Cell<usize>,
     on: &mut impl FnMut(WsMessage<'_>) -> Flow,
 ) -> Result<(usize, Flow), WsError> {
     let mut at = 0;
     loop {
-        let Some(h) = parse_header(&buf[at..], max)? else { return Ok((at, Flow::Continue)) };
+        let Some(h) = parse_header(&buf[at..], max.get())? else { return Ok((at, Flow::Continue)) };
         let end = at + h.header_len + h.payload_len;
         if buf.len() < end {
             return Ok((at, Flow::Continue));
@@ -202,7 +213,7 @@ fn decode(
                 let Some((_, so_far)) = fragments.as_mut() else {
                     return Err(WsError::Protocol("a continuation with nothing to continue"));
                 };
-                if so_far.len() + payload.len() > max {
+                if so_far.len() + payload.len() > max.get() {
                     return Err(WsError::TooBig);
                 }
                 so_far.extend_from_slice(payload);
@@ -404,7 +415,7 @@ mod tests {
     fn collect(dec: &mut Decoder, data: &[u8], max: usize) -> Result<Vec<Got>, WsError> {
         let mut got = vec![];
         let mut data = data.to_vec();
-        dec.feed(&mut data, max, |m| {
+        dec.feed(&mut data, &Cell::new(max), |m| {
             got.push(match m {
                 WsMessage::Text(t) => Got::Text(t.into()),
                 WsMessage::Binary(b) => Got::Binary(b.into()),
@@ -450,6 +461,23 @@ mod tests {
         assert_eq!(dec.buffered(), 5, "the last frame's first five bytes wait");
         assert_eq!(collect(&mut dec, &wire[split..], 100).unwrap(), vec![Got::Text("m4".into())]);
         assert_eq!(dec.buffered(), 0);
+    }
+
+    #[test]
+    fn a_large_message_leaves_no_large_buffer_behind() {
+        // A 1 MB message in 64 KiB reads, then one byte of the next frame
+        // (what a client keeping the buffer pinned would send).
+        let big = "x".repeat(1 << 20);
+        let mut wire = client_frame(true, OP_TEXT, big.as_bytes(), [1, 2, 3, 4]);
+        wire.push(0x81);
+        let mut dec = Decoder::default();
+        let mut got = vec![];
+        for chunk in wire.chunks(64 * 1024) {
+            got.extend(collect(&mut dec, chunk, 2 << 20).unwrap());
+        }
+        assert_eq!(got, vec![Got::Text(big)]);
+        assert_eq!(dec.buffered(), 1);
+        assert!(dec.held() <= 4096, "{} bytes held for one", dec.held());
     }
 
     #[test]
