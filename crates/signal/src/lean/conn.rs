@@ -123,12 +123,15 @@ where
     let ending = poll_fn(|cx| drive(cx, &mut io, tcp.as_mut(), &mut decoder, &mut s, &mut wbuf, timer.as_mut())).await;
     tracing::debug!(?ending, "lean connection ended");
 
-    // Say goodbye, then leave the hub before waiting on a slow socket.
+    // Leave the hub first: from here on, what peers send this connection
+    // is held for its return (or refused), never queued behind the
+    // goodbye or dropped with the outbox. Then say goodbye, before waiting
+    // on a slow socket.
+    s.leave_hub();
     s.goodbye(ending);
     outbox.take_rest(&mut wbuf);
     outbox.close();
     lean.unregister(id);
-    s.leave_hub();
     if !wbuf.is_empty() && ending != Ending::Lost {
         let _ = tokio::time::timeout(GOODBYE_WAIT, async {
             io.write_all(&wbuf).await?;
