@@ -69,6 +69,8 @@ pub struct Args {
     /// Socket.IO connections from one IP address (0: no limit)
     /// [default: 64, or no limit when listening on a loopback address]
     ///
+    /// A direct WebSocket counts from the moment it opens until it closes.
+    ///
     /// A server that listens on loopback only hears this host: a reverse
     /// proxy in front of it (every client then has the proxy's address, so
     /// counting it would cap the whole service) or local programs.

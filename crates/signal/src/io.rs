@@ -146,25 +146,44 @@ impl Gate {
         self.attach_sid(s.id, ip)
     }
 
-    /// [`Gate::attach`] for a connection known by its id and address.
+    /// [`Gate::attach`] for a connection known by its id and address
+    /// (`None`: not counted here, or already by [`Gate::hold_address`]).
     pub(crate) fn attach_sid(&self, sid: Sid, ip: Option<IpAddr>) -> Result<(), ConnectRefused> {
         let mut guard = self.guard.lock();
         if let Some(ip) = ip {
             if !guard.per_ip.try_add(ip, self.limits.connections_per_ip) {
                 drop(guard);
-                self.metrics.refused(ErrorCode::LimitExceeded);
-                self.metrics.limit_hit(crate::metrics::Limit::ConnectionsPerIp);
-                tracing::debug!(%ip, "refused: too many connections from this address");
-                return Err(ConnectRefused(format!(
-                    "{}: too many connections from your address (at most {}); close some and retry",
-                    ErrorCode::LimitExceeded,
-                    self.limits.connections_per_ip
-                )));
+                return Err(self.address_full(ip));
             }
         }
         let rate = EventRate::new(&self.limits, Instant::now());
         guard.conns.insert(sid, ConnGuard { ip, rate, kicked: false });
         Ok(())
+    }
+
+    /// Counts a transport against its address from the moment it opens,
+    /// for as long as it stays open (a lean WebSocket: connecting to and
+    /// disconnecting from `/signaling` over and over cannot get around
+    /// the limit then); false when the address has no place left.
+    pub(crate) fn hold_address(&self, ip: IpAddr) -> bool {
+        self.guard.lock().per_ip.try_add(ip, self.limits.connections_per_ip)
+    }
+
+    /// Gives back a place taken by [`Gate::hold_address`].
+    pub(crate) fn release_address(&self, ip: IpAddr) {
+        self.guard.lock().per_ip.remove(ip);
+    }
+
+    /// The refusal of a CONNECT from an address with no place left.
+    pub(crate) fn address_full(&self, ip: IpAddr) -> ConnectRefused {
+        self.metrics.refused(ErrorCode::LimitExceeded);
+        self.metrics.limit_hit(crate::metrics::Limit::ConnectionsPerIp);
+        tracing::debug!(%ip, "refused: too many connections from this address");
+        ConnectRefused(format!(
+            "{}: too many connections from your address (at most {}); close some and retry",
+            ErrorCode::LimitExceeded,
+            self.limits.connections_per_ip
+        ))
     }
 
     /// Disconnect: forgets the connection; whether it was kicked for flooding.

@@ -584,17 +584,35 @@ async fn the_per_address_connection_limit_covers_lean_connections() {
     // ignored.
     second.send(r#"42/signaling,1["heartbeat",{}]"#).await;
 
-    // Once the first leaves, its slot is free for a CONNECT on the same
-    // WebSocket; and the first, still open, is now the one refused.
+    // A WebSocket counts while it is open: the first leaving `/signaling`
+    // but keeping its WebSocket frees nothing (or one address could keep
+    // any number of sockets by connecting and disconnecting in turn).
     first.send("41/signaling,").await;
     wait_for("the first to leave the hub", || server.metrics.sockets() == 0).await;
     second.send("40/signaling,").await;
-    second.connected().await;
+    assert!(second.text().await.starts_with(r#"44/signaling,{"message":"limit-exceeded: "#));
+    assert_eq!(server.metrics.limit_hits(Limit::ConnectionsPerIp), 2);
+
+    // Once the first closes its WebSocket, its place is free for a CONNECT
+    // on the second's; and a third is now the one refused.
+    first.ws.close(None).await.unwrap();
+    first.until_closed().await;
+    let mut tries = 0;
+    loop {
+        second.send("40/signaling,").await;
+        let got = second.text().await;
+        if got.starts_with("40/signaling,") {
+            break;
+        }
+        assert!(got.starts_with("44/signaling,") && tries < 100, "{got}");
+        tries += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     second.send(r#"42/signaling,2["heartbeat",{}]"#).await;
     assert_eq!(second.text().await, r#"43/signaling,2[{"ok":true}]"#, "no ack for the event sent unconnected");
-    first.send("40/signaling,").await;
-    assert!(first.text().await.starts_with(r#"44/signaling,{"message":"limit-exceeded: "#));
-    assert_eq!(server.metrics.limit_hits(Limit::ConnectionsPerIp), 2);
+    let (mut third, _) = Raw::open(server.addr).await;
+    third.send("40/signaling,").await;
+    assert!(third.text().await.starts_with(r#"44/signaling,{"message":"limit-exceeded: "#));
     server.stop().await;
 }
 

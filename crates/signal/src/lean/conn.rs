@@ -74,11 +74,48 @@ struct Attachments {
     refuse: Option<(String, Option<i64>)>,
 }
 
+/// A connection's place under the per-address limit. It is taken when the
+/// WebSocket opens and kept until it closes: counting only connections to
+/// `/signaling` would let one address keep any number of sockets open by
+/// connecting and disconnecting them in turn.
+enum Address {
+    /// No address to count (a transport without one).
+    Uncounted,
+    /// Counted (the slot gives its place back when dropped).
+    Held { _slot: AddressSlot },
+    /// The address had no place left when the WebSocket opened: a CONNECT
+    /// tries again, and is refused as over the limit if there still is none.
+    Full(IpAddr),
+}
+
+impl Address {
+    fn hold(lean: &Arc<Lean>, ip: IpAddr) -> Address {
+        if lean.shared.gate.hold_address(ip) {
+            Address::Held { _slot: AddressSlot { lean: Arc::clone(lean), ip } }
+        } else {
+            Address::Full(ip)
+        }
+    }
+}
+
+/// A place taken under the per-address limit, given back when dropped:
+/// however the connection's task ends.
+struct AddressSlot {
+    lean: Arc<Lean>,
+    ip: IpAddr,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        self.lean.shared.gate.release_address(self.ip);
+    }
+}
+
 /// The protocol state of one connection (everything but the socket).
 struct Session {
     lean: Arc<Lean>,
     outbox: Outbox,
-    ip: Option<IpAddr>,
+    address: Address,
     phase: Phase,
     heartbeat: Heartbeat,
     attachments: Option<Attachments>,
@@ -101,9 +138,13 @@ where
     let outbox = Outbox::new(lean.config.backlog);
     let id = lean.register(&outbox);
     let now = Instant::now();
+    let address = match ip {
+        None => Address::Uncounted,
+        Some(ip) => Address::hold(&lean, ip),
+    };
     let mut s = Session {
         outbox: outbox.clone(),
-        ip,
+        address,
         phase: Phase::Waiting { connect_by: now + lean.config.connect_timeout },
         heartbeat: Heartbeat::Idle { ping_at: now + lean.config.ping_interval },
         attachments: None,
@@ -506,7 +547,15 @@ impl Session {
     fn connect(&mut self) {
         let sid = Sid::new();
         let shared = Arc::clone(&self.lean.shared);
-        if let Err(refused) = shared.gate.attach_sid(sid, self.ip) {
+        if let Address::Full(ip) = self.address {
+            self.address = Address::hold(&self.lean, ip);
+        }
+        // The address is counted by `self.address`, not per CONNECT.
+        let attached = match self.address {
+            Address::Full(ip) => Err(shared.gate.address_full(ip)),
+            Address::Uncounted | Address::Held { .. } => shared.gate.attach_sid(sid, None),
+        };
+        if let Err(refused) = attached {
             let message = serde_json::to_string(&refused.0).expect("a string serializes");
             return self.push(&[b"44/signaling,{\"message\":", message.as_bytes(), b"}"]);
         }
