@@ -355,12 +355,19 @@ impl Sink for SocketSink {
 }
 
 /// Feeds the backlog into the socket as its buffer frees up. The socket
-/// offers no way to wait for room, so this polls at the timer's resolution;
-/// it runs only while a backlog exists.
+/// offers no way to wait for room, so this polls: at the timer's
+/// resolution while the client keeps taking, backing off to 64 ms while
+/// it takes nothing (each try re-reads the front payload, up to an SDP's
+/// 64 KiB: a client that stopped reading must not cost a core). It runs
+/// only while a backlog exists.
 async fn drain(socket: SocketRef<A>, backlog: Arc<Mutex<Backlog>>) {
+    const MIN_WAIT: Duration = Duration::from_millis(1);
+    const MAX_WAIT: Duration = Duration::from_millis(64);
+    let mut wait = MIN_WAIT;
     loop {
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        tokio::time::sleep(wait).await;
         let mut b = backlog.lock();
+        let before = b.queue.len();
         while let Some((ev, payload)) = b.queue.front() {
             match emit(&socket, ev, payload.raw()) {
                 Emit::Sent => {
@@ -380,6 +387,7 @@ async fn drain(socket: SocketRef<A>, backlog: Arc<Mutex<Backlog>>) {
             b.draining = false;
             return;
         }
+        wait = if b.queue.len() < before { MIN_WAIT } else { (wait * 2).min(MAX_WAIT) };
     }
 }
 
