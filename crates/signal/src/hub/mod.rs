@@ -266,10 +266,11 @@ where
                 if let Some(held) = held {
                     self.metrics.held_delta(-(held.messages.len() as i64));
                     for (ev, payload) in held.messages {
-                        self.metrics.held_delivered();
                         // A failure here re-holds (closed) or is counted
                         // (backlogged); nothing else can be done for it.
-                        let _ = self.deliver(&room, peer.as_str(), ev, &payload);
+                        if self.deliver(&room, peer.as_str(), ev, &payload).is_ok() {
+                            self.metrics.held_delivered();
+                        }
                     }
                 }
             }
