@@ -39,7 +39,7 @@ use socketioxide::socket::{DisconnectReason, Sid, Socket};
 use socketioxide::{SendError, SocketError};
 use socketioxide_core::Value;
 
-use crate::hub::{Departure, Hub, Outgoing, Payload, Sink, SinkError, Timer};
+use crate::hub::{Departure, Hub, Outgoing, Sink, SinkError, Timer, To, Unsent};
 use crate::invite::Invites;
 use crate::limits::{EventRate, LimitConfig, PerIp, Verdict};
 use crate::metrics::Metrics;
@@ -279,9 +279,12 @@ pub(crate) fn event_name(v: &Value) -> Option<&str> {
 
 #[derive(Default)]
 struct Backlog {
-    queue: VecDeque<(&'static str, Payload)>,
+    queue: VecDeque<Unsent>,
     bytes: usize,
     draining: bool,
+    /// The socket closed with this backlog: it waits (still bounded, still
+    /// in order) for the hub to take it into held queues at the disconnect.
+    closed: bool,
 }
 
 /// A connection's outgoing side: socketioxide's buffer, then our backlog.
@@ -302,10 +305,17 @@ pub enum Outlet {
 }
 
 impl Sink for Outlet {
-    fn send(&self, ev: &'static str, payload: &Outgoing<'_>) -> Result<(), SinkError> {
+    fn send(&self, to: To<'_>, ev: &'static str, payload: &Outgoing<'_>) -> Result<(), SinkError> {
         match self {
-            Outlet::Sio(s) => s.send(ev, payload),
-            Outlet::Lean(o) => o.send(ev, payload),
+            Outlet::Sio(s) => s.send(to, ev, payload),
+            Outlet::Lean(o) => o.send(to, ev, payload),
+        }
+    }
+
+    fn take_unsent(&self) -> Vec<Unsent> {
+        match self {
+            Outlet::Sio(s) => s.take_unsent(),
+            Outlet::Lean(o) => o.take_unsent(),
         }
     }
 }
@@ -330,7 +340,7 @@ fn emit(socket: &SocketRef<A>, ev: &str, payload: &RawValue) -> Emit {
 }
 
 impl Sink for SocketSink {
-    fn send(&self, ev: &'static str, payload: &Outgoing<'_>) -> Result<(), SinkError> {
+    fn send(&self, to: To<'_>, ev: &'static str, payload: &Outgoing<'_>) -> Result<(), SinkError> {
         let payload = payload.payload();
         let mut b = self.backlog.lock();
         if b.queue.is_empty() {
@@ -344,13 +354,21 @@ impl Sink for SocketSink {
         if b.queue.len() >= self.limits.messages || b.bytes + size > self.limits.bytes {
             return Err(SinkError::Backlogged);
         }
-        b.queue.push_back((ev, payload.clone()));
+        // Behind a backlog, even a closed socket's: order first.
+        let unsent = Unsent { room: to.room.clone(), peer: to.peer.clone(), event: ev, payload: payload.clone() };
+        b.queue.push_back(unsent);
         b.bytes += size;
-        if !b.draining {
+        if !b.draining && !b.closed {
             b.draining = true;
             tokio::spawn(drain(self.socket.clone(), Arc::clone(&self.backlog)));
         }
         Ok(())
+    }
+
+    fn take_unsent(&self) -> Vec<Unsent> {
+        let mut b = self.backlog.lock();
+        b.bytes = 0;
+        b.queue.drain(..).collect()
     }
 }
 
@@ -368,18 +386,21 @@ async fn drain(socket: SocketRef<A>, backlog: Arc<Mutex<Backlog>>) {
         tokio::time::sleep(wait).await;
         let mut b = backlog.lock();
         let before = b.queue.len();
-        while let Some((ev, payload)) = b.queue.front() {
-            match emit(&socket, ev, payload.raw()) {
+        while let Some(u) = b.queue.front() {
+            match emit(&socket, u.event, u.payload.raw()) {
                 Emit::Sent => {
-                    let size = payload.get().len();
+                    let size = u.payload.get().len();
                     b.queue.pop_front();
                     b.bytes -= size;
                 }
                 Emit::Full => break,
                 Emit::Closed => {
-                    tracing::debug!(sid = %socket.id, lost = b.queue.len(), "socket closed with a backlog");
-                    b.queue.clear();
-                    b.bytes = 0;
+                    // Kept for the hub, which holds it for the peer's
+                    // return when it hears of the disconnect.
+                    tracing::debug!(sid = %socket.id, unsent = b.queue.len(), "socket closed with a backlog");
+                    b.closed = true;
+                    b.draining = false;
+                    return;
                 }
             }
         }

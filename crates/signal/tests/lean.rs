@@ -897,6 +897,63 @@ async fn a_peer_that_reads_again_gets_what_piled_up_lean() {
     a_peer_that_reads_again_gets_what_piled_up(WsEngine::Lean).await;
 }
 
+/// On the socketioxide engine, relays queued in the server's backlog when
+/// the recipient's transport dies are held for its return, ahead of what
+/// comes after: it gets a gap-free tail, not the later messages alone.
+/// (What was in socketioxide's own buffer or the kernel's is gone.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_left_by_a_dead_transport_is_held_for_the_return() {
+    let config = Config {
+        websocket: WsEngine::Socketioxide,
+        hub: HubConfig { max_held_messages: 100_000, max_held_bytes: 64 << 20, ..HubConfig::default() },
+        backlog: ringlet_signal::BacklogLimits { messages: 100_000, bytes: 64 << 20 },
+        limits: LimitConfig { events_per_sec: 0.0, ..LimitConfig::default() },
+        ..test_config()
+    };
+    let server = TestServer::start_with(config).await;
+    let mut slow = open_small_window(server.addr).await;
+    slow.send("40/signaling,").await;
+    slow.connected().await;
+    assert_eq!(slow.request(1, "join", json!({"roomId": "gone", "peerId": "s"})).await["ok"], true);
+    let (mut fast, _) = Raw::connect(server.addr).await;
+    assert_eq!(fast.request(1, "join", json!({"roomId": "gone", "peerId": "f"})).await["ok"], true);
+    let pad = "x".repeat(1000);
+    let send = |id: u64| {
+        let c = json!({"roomId": "gone", "candidate": {"candidate": format!("{pad}{id}")}});
+        Message::text(format!("42/signaling,{}{}", id + 10, json!(["ice-candidate", c])))
+    };
+    // ~4 MB while `slow` reads nothing: past socketioxide's 1,024-packet
+    // buffer and the kernel's, so the rest waits in our backlog.
+    let total = 4000u64;
+    for batch in 0..total / 100 {
+        for id in batch * 100..(batch + 1) * 100 {
+            fast.ws.feed(send(id)).await.unwrap();
+        }
+        fast.ws.flush().await.unwrap();
+        for id in batch * 100..(batch + 1) * 100 {
+            assert_eq!(fast.ack(id + 10).await["ok"], true);
+        }
+    }
+    drop(slow);
+    wait_for("the dead transport to be noticed", || server.metrics.sockets() == 1).await;
+    for id in total..total + 10 {
+        fast.send_msg(send(id)).await;
+        assert_eq!(fast.ack(id + 10).await["ok"], true, "held for the return");
+    }
+    let (mut back, _) = Raw::connect(server.addr).await;
+    let ack = back.request(1, "join", json!({"roomId": "gone", "peerId": "s"})).await;
+    assert_eq!((ack["ok"].clone(), ack["resumed"].clone()), (json!(true), json!(true)), "{ack}");
+    let id_of = |v: &Value| -> u64 {
+        v["candidate"]["candidate"].as_str().and_then(|t| t.strip_prefix(pad.as_str())).unwrap().parse().unwrap()
+    };
+    let first = id_of(&back.event("ice-candidate").await);
+    assert!(first < total, "only what came after the loss was held (first {first})");
+    for want in first + 1..total + 10 {
+        assert_eq!(id_of(&back.event("ice-candidate").await), want, "a gap or a reorder");
+    }
+    server.stop().await;
+}
+
 /// A client pipelining more acked events than `Config.backlog.messages` in
 /// one write still gets every ack: the backlog limit is about peers that do
 /// not keep up, and this client reads.

@@ -82,8 +82,33 @@ impl<'a> From<&'a Payload> for Outgoing<'a> {
 
 /// Where a connection's outgoing events go.
 pub trait Sink {
-    /// Queues `event` for the connection, in call order.
-    fn send(&self, event: &'static str, payload: &Outgoing<'_>) -> Result<(), SinkError>;
+    /// Queues `event` for the connection, in call order; `to` is the peer
+    /// it is for (the connection speaks as it in `to.room`).
+    fn send(&self, to: To<'_>, event: &'static str, payload: &Outgoing<'_>) -> Result<(), SinkError>;
+
+    /// What was accepted but never left, in order: asked when the
+    /// connection is lost, so a peer that comes back gets it from the
+    /// held queue instead of missing it. A sink that cannot tell its
+    /// events apart once queued (framed bytes) has nothing to give.
+    fn take_unsent(&self) -> Vec<Unsent> {
+        Vec::new()
+    }
+}
+
+/// The peer an outgoing event is for.
+#[derive(Debug, Clone, Copy)]
+pub struct To<'a> {
+    pub room: &'a RoomId,
+    pub peer: &'a PeerId,
+}
+
+/// An event a sink accepted and never sent (see [`Sink::take_unsent`]).
+#[derive(Debug, Clone)]
+pub struct Unsent {
+    pub room: RoomId,
+    pub peer: PeerId,
+    pub event: &'static str,
+    pub payload: Payload,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -408,7 +433,9 @@ where
                 continue;
             }
             let sent = match p.presence {
-                Presence::Online(k) => self.conns.get(&k).map(|c| c.sink.send(ev, &out)),
+                Presence::Online(k) => {
+                    self.conns.get(&k).map(|c| c.sink.send(To { room: room_id, peer: &p.id }, ev, &out))
+                }
                 Presence::Away { .. } => None,
             };
             match sent {
@@ -447,6 +474,7 @@ where
         let Some(conn) = self.conns.remove(&key) else {
             return;
         };
+        let mut away = Vec::new();
         for (room_id, peer_id) in conn.memberships {
             let Some(idx) = self.rooms.get(&room_id).and_then(|r| r.by_key(key)) else {
                 continue;
@@ -456,7 +484,18 @@ where
                 Departure::Deliberate => {
                     self.remove_peer(&room_id, idx, LeaveReason::Left);
                 }
-                Departure::Lost => self.mark_away(&room_id, idx),
+                Departure::Lost => {
+                    self.mark_away(&room_id, idx);
+                    away.push((room_id, peer_id));
+                }
+            }
+        }
+        // What the lost connection accepted and never sent goes first into
+        // the held queues it was for: nothing later can be held before it,
+        // as everything that holds runs under this same lock.
+        for u in conn.sink.take_unsent() {
+            if away.iter().any(|(r, p)| *r == u.room && *p == u.peer) {
+                let _ = self.deliver(&u.room, u.peer.as_str(), u.event, &u.payload);
             }
         }
         self.update_gauges();
@@ -523,7 +562,7 @@ where
         let idx = room.by_id(to).ok_or_else(gone)?;
         if let Presence::Online(k) = room.peers[idx].presence {
             let sink = &self.conns.get(&k).expect("online peer has a connection").sink;
-            match sink.send(ev, &Outgoing::from(payload)) {
+            match sink.send(To { room: room_id, peer: &room.peers[idx].id }, ev, &Outgoing::from(payload)) {
                 Ok(()) => return Ok(()),
                 Err(SinkError::Backlogged) => return Err(backlogged(to)),
                 Err(SinkError::Closed) => {

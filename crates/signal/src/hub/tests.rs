@@ -15,17 +15,29 @@ struct TestSink {
     id: u32,
     log: Log,
     fail: Rc<Cell<Option<SinkError>>>,
+    /// When set, what is sent stays here (a transport that stopped
+    /// writing), for `take_unsent`.
+    stuck: Rc<RefCell<Option<Vec<Unsent>>>>,
 }
 
 impl Sink for TestSink {
-    fn send(&self, event: &'static str, payload: &Outgoing<'_>) -> Result<(), SinkError> {
+    fn send(&self, to: To<'_>, event: &'static str, payload: &Outgoing<'_>) -> Result<(), SinkError> {
         if let Some(e) = self.fail.get() {
             return Err(e);
+        }
+        if let Some(stuck) = self.stuck.borrow_mut().as_mut() {
+            let payload = payload.payload().clone();
+            stuck.push(Unsent { room: to.room.clone(), peer: to.peer.clone(), event, payload });
+            return Ok(());
         }
         // The pieces and the whole must say the same.
         assert_eq!(payload.pieces().concat(), payload.payload().get());
         self.log.borrow_mut().push((self.id, event, serde_json::from_str(&payload.pieces().concat()).unwrap()));
         Ok(())
+    }
+
+    fn take_unsent(&self) -> Vec<Unsent> {
+        self.stuck.borrow_mut().take().unwrap_or_default()
     }
 }
 
@@ -33,18 +45,21 @@ struct World {
     hub: Hub<u32, TestSink>,
     log: Log,
     fails: Vec<Rc<Cell<Option<SinkError>>>>,
+    stuck: Vec<Rc<RefCell<Option<Vec<Unsent>>>>>,
 }
 
 impl World {
     fn new(config: HubConfig) -> Self {
-        World { hub: Hub::new(config, Arc::new(Metrics::default())), log: Log::default(), fails: vec![] }
+        World { hub: Hub::new(config, Arc::new(Metrics::default())), log: Log::default(), fails: vec![], stuck: vec![] }
     }
 
     fn connect(&mut self) -> u32 {
         let id = self.fails.len() as u32;
         let fail = Rc::new(Cell::new(None));
+        let stuck = Rc::new(RefCell::new(None));
         self.fails.push(fail.clone());
-        self.hub.connect(id, TestSink { id, log: self.log.clone(), fail });
+        self.stuck.push(stuck.clone());
+        self.hub.connect(id, TestSink { id, log: self.log.clone(), fail, stuck });
         id
     }
 
@@ -306,6 +321,34 @@ fn a_closed_sink_turns_the_peer_away_and_holds_the_message() {
     let got = w.take();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].2["sdp"]["sdp"], "v=0 #7");
+}
+
+#[test]
+fn what_a_lost_connection_never_sent_is_held_first_and_in_order() {
+    let mut w = World::new(config());
+    let (a, b, c) = (w.connect(), w.connect(), w.connect());
+    w.join(a, json!({"roomId": "r", "peerId": "a"})).unwrap();
+    w.join(b, json!({"roomId": "r", "peerId": "b"})).unwrap();
+    w.join(b, json!({"roomId": "other", "peerId": "b"})).unwrap();
+    w.join(c, json!({"roomId": "other", "peerId": "c"})).unwrap();
+    w.take();
+    // b's transport stops writing: three relays are accepted and stay.
+    *w.stuck[b as usize].borrow_mut() = Some(vec![]);
+    for n in 1..=3 {
+        w.relay(a, RelayKind::IceCandidate, cand("r", n)).unwrap();
+    }
+    w.relay(c, RelayKind::IceCandidate, cand("other", 9)).unwrap();
+    w.hub.disconnect(b, Departure::Lost);
+    // Sent after the loss: held behind them.
+    w.relay(a, RelayKind::IceCandidate, cand("r", 4)).unwrap();
+    assert_eq!(w.hub.metrics.held(), 5);
+    let b2 = w.connect();
+    w.join(b2, json!({"roomId": "r", "peerId": "b"})).unwrap();
+    let seqs: Vec<_> = w.take().iter().map(|(to, ev, v)| (*to, *ev, v["seq"].clone())).collect();
+    let want: Vec<_> = (1..=4).map(|n| (b2, event::ICE_CANDIDATE, json!(n))).collect();
+    assert_eq!(seqs, want, "none lost, none out of order, only this room's");
+    w.join(b2, json!({"roomId": "other", "peerId": "b"})).unwrap();
+    assert_eq!(w.take().iter().map(|(_, _, v)| v["seq"].clone()).collect::<Vec<_>>(), vec![json!(9)]);
 }
 
 #[test]

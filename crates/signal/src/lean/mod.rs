@@ -40,7 +40,7 @@ use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
 use tokio_util::task::TaskTracker;
 
-use crate::hub::{Outgoing, Sink, SinkError};
+use crate::hub::{Outgoing, Sink, SinkError, To};
 use crate::io::{BacklogLimits, SharedState};
 use crate::tls::PeerAddr;
 
@@ -317,7 +317,7 @@ enum From {
 }
 
 impl Sink for Outbox {
-    fn send(&self, ev: &'static str, payload: &Outgoing<'_>) -> Result<(), SinkError> {
+    fn send(&self, _to: To<'_>, ev: &'static str, payload: &Outgoing<'_>) -> Result<(), SinkError> {
         self.event_pieces(ev, *payload.pieces(), From::Others)
     }
 }
