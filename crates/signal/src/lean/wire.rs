@@ -174,8 +174,12 @@ impl Decoder {
         buf.drain(..used);
         // A large message passed: give its buffer back, keeping what is
         // left of the next frame (a client could otherwise pin megabytes
-        // by always leaving a byte of one behind).
-        if buf.capacity() > 4096 && buf.len() <= buf.capacity() / 4 {
+        // by always leaving a byte of one behind). Not for a buffer a read
+        // or two fills: a burst leaves a frame's head behind after most
+        // 64 KiB reads, and would reallocate twice a read.
+        if buf.is_empty() && buf.capacity() > 4096 {
+            buf = Vec::new();
+        } else if buf.capacity() > 256 * 1024 && buf.len() <= buf.capacity() / 4 {
             buf.shrink_to(buf.len());
         }
         self.partial = buf;
