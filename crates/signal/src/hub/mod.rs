@@ -95,6 +95,13 @@ pub trait Sink {
     }
 }
 
+/// Where [`Hub::deliver`] put a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivered {
+    Sent,
+    Held,
+}
+
 /// The peer an outgoing event is for.
 #[derive(Debug, Clone, Copy)]
 pub struct To<'a> {
@@ -293,7 +300,7 @@ where
                     for (ev, payload) in held.messages {
                         // A failure here re-holds (closed) or is counted
                         // (backlogged); nothing else can be done for it.
-                        if self.deliver(&room, peer.as_str(), ev, &payload).is_ok() {
+                        if let Ok(Delivered::Sent) = self.deliver(&room, peer.as_str(), ev, &payload) {
                             self.metrics.held_delivered();
                         }
                     }
@@ -556,14 +563,14 @@ where
 
     /// Delivers to one peer of a room: straight to its connection when
     /// online, into its held queue when away.
-    fn deliver(&mut self, room_id: &RoomId, to: &str, ev: &'static str, payload: &Payload) -> Result<(), Refusal> {
+    fn deliver(&mut self, room_id: &RoomId, to: &str, ev: &'static str, payload: &Payload) -> Result<Delivered, Refusal> {
         let gone = || refusal(ErrorCode::UnknownPeer, format!("peer `{to}` has left room `{room_id}`"));
         let room = self.rooms.get_mut(room_id).ok_or_else(gone)?;
         let idx = room.by_id(to).ok_or_else(gone)?;
         if let Presence::Online(k) = room.peers[idx].presence {
             let sink = &self.conns.get(&k).expect("online peer has a connection").sink;
             match sink.send(To { room: room_id, peer: &room.peers[idx].id }, ev, &Outgoing::from(payload)) {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(Delivered::Sent),
                 Err(SinkError::Backlogged) => return Err(backlogged(to)),
                 Err(SinkError::Closed) => {
                     // The transport died and its close is not processed yet:
@@ -593,7 +600,7 @@ where
         held.messages.push_back((ev, payload.clone()));
         held.bytes += size;
         self.metrics.held_delta(1);
-        Ok(())
+        Ok(Delivered::Held)
     }
 
     fn mark_away(&mut self, room_id: &RoomId, idx: usize) {
