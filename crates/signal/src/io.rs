@@ -84,6 +84,10 @@ pub(crate) struct Gate {
 #[derive(Default)]
 pub(crate) struct Guard {
     per_ip: PerIp,
+    /// Lean WebSockets that opened while their address had no place left:
+    /// allowed as many again, so a client can read its refusal and retry
+    /// its CONNECT, but no more.
+    waiting: PerIp,
     conns: foldhash::HashMap<Sid, ConnGuard>,
 }
 
@@ -169,9 +173,22 @@ impl Gate {
         self.guard.lock().per_ip.try_add(ip, self.limits.connections_per_ip)
     }
 
-    /// Gives back a place taken by [`Gate::hold_address`].
-    pub(crate) fn release_address(&self, ip: IpAddr) {
-        self.guard.lock().per_ip.remove(ip);
+    /// For a transport whose address had no place: one of as many places
+    /// again to wait in (see `Guard::waiting`); false when those are full
+    /// too, and the transport is to be closed.
+    pub(crate) fn hold_waiting(&self, ip: IpAddr) -> bool {
+        self.guard.lock().waiting.try_add(ip, self.limits.connections_per_ip)
+    }
+
+    /// Gives back a place taken by [`Gate::hold_address`] or, with
+    /// `waiting`, by [`Gate::hold_waiting`].
+    pub(crate) fn release_address(&self, ip: IpAddr, waiting: bool) {
+        let mut guard = self.guard.lock();
+        if waiting {
+            guard.waiting.remove(ip);
+        } else {
+            guard.per_ip.remove(ip);
+        }
     }
 
     /// The refusal of a CONNECT from an address with no place left.

@@ -613,6 +613,28 @@ async fn the_per_address_connection_limit_covers_lean_connections() {
     let (mut third, _) = Raw::open(server.addr).await;
     third.send("40/signaling,").await;
     assert!(third.text().await.starts_with(r#"44/signaling,{"message":"limit-exceeded: "#));
+    // Past its places, an address gets as many again to wait in (to read
+    // a refusal, retry a CONNECT), and no more: a fourth is closed at once.
+    let (mut fourth, _) = Raw::open(server.addr).await;
+    assert_eq!(fourth.until_closed().await, (vec![], Got::Close(Some(1008))));
+    // Its waiting place is free again once the third has gone.
+    third.ws.close(None).await.unwrap();
+    third.until_closed().await;
+    let mut tries = 0;
+    loop {
+        let (mut fifth, _) = Raw::open(server.addr).await;
+        // (A probe that came too soon may be closed already.)
+        let _ = fifth.ws.send(Message::text("40/signaling,")).await;
+        match fifth.recv().await {
+            Got::Text(t) => {
+                assert!(t.starts_with(r#"44/signaling,{"message":"limit-exceeded: "#), "{t}");
+                break;
+            }
+            other => assert!(matches!(other, Got::Close(Some(1008)) | Got::End) && tries < 100, "{other:?}"),
+        }
+        tries += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     server.stop().await;
 }
 
@@ -864,10 +886,10 @@ async fn a_peer_that_reads_again_gets_what_piled_up(engine: WsEngine) {
     let (mut fast, _) = Raw::connect(server.addr).await;
     assert_eq!(fast.request(1, "join", json!({"roomId": "pile", "peerId": "f"})).await["ok"], true);
     assert_eq!(slow.event("peer-joined").await["peerId"], "f");
-    // ~3 MB while `slow` reads nothing: past its window and the server's
-    // send buffer, so most of it waits in the server.
+    // ~6 MB while `slow` reads nothing: past its window and the server's
+    // send buffer (a few MB), so the rest waits in the server.
     let pad = "x".repeat(1000);
-    let total = 3000u64;
+    let total = 6000u64;
     for batch in 0..total / 100 {
         let ids = (batch * 100)..((batch + 1) * 100);
         for id in ids.clone() {
@@ -922,9 +944,10 @@ async fn a_backlog_left_by_a_dead_transport_is_held_for_the_return() {
         let c = json!({"roomId": "gone", "candidate": {"candidate": format!("{pad}{id}")}});
         Message::text(format!("42/signaling,{}{}", id + 10, json!(["ice-candidate", c])))
     };
-    // ~4 MB while `slow` reads nothing: past socketioxide's 1,024-packet
-    // buffer and the kernel's, so the rest waits in our backlog.
-    let total = 4000u64;
+    // ~8 MB while `slow` reads nothing: past socketioxide's 1,024-packet
+    // buffer (~1 MB) and the kernel's (a few MB), so the rest waits in
+    // our backlog.
+    let total = 8000u64;
     for batch in 0..total / 100 {
         for id in batch * 100..(batch + 1) * 100 {
             fast.ws.feed(send(id)).await.unwrap();
@@ -947,7 +970,7 @@ async fn a_backlog_left_by_a_dead_transport_is_held_for_the_return() {
         v["candidate"]["candidate"].as_str().and_then(|t| t.strip_prefix(pad.as_str())).unwrap().parse().unwrap()
     };
     let first = id_of(&back.event("ice-candidate").await);
-    assert!(first < total, "only what came after the loss was held (first {first})");
+    assert!(first < total, "nothing from before the loss was held (the first held is {first})");
     for want in first + 1..total + 10 {
         assert_eq!(id_of(&back.event("ice-candidate").await), want, "a gap or a reorder");
     }

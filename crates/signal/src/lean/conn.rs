@@ -29,8 +29,9 @@ const MAX_ATTACHMENTS: usize = 64;
 
 /// The largest message read before a connection has connected to
 /// `/signaling`: a CONNECT with room for an auth object, pings. A socket
-/// that has not connected is not counted against its address yet, so it
-/// must not be able to make the server buffer megabytes for it.
+/// that has not connected may be one waiting beyond its address's limit
+/// (see `Address`): it must not be able to make the server buffer
+/// megabytes for it.
 const MAX_MESSAGE_UNCONNECTED: usize = 16 * 1024;
 
 thread_local! {
@@ -83,17 +84,25 @@ enum Address {
     Uncounted,
     /// Counted (the slot gives its place back when dropped).
     Held { _slot: AddressSlot },
-    /// The address had no place left when the WebSocket opened: a CONNECT
-    /// tries again, and is refused as over the limit if there still is none.
-    Full(IpAddr),
+    /// The address had no place left when the WebSocket opened: it waits
+    /// in one of as many places again (`Gate::hold_waiting`); a CONNECT
+    /// tries for a place, and is refused as over the limit if there still
+    /// is none.
+    Full { ip: IpAddr, _slot: AddressSlot },
+    /// Not even a place to wait: the WebSocket is closed at once.
+    Refused(IpAddr),
 }
 
 impl Address {
     fn hold(lean: &Arc<Lean>, ip: IpAddr) -> Address {
-        if lean.shared.gate.hold_address(ip) {
-            Address::Held { _slot: AddressSlot { lean: Arc::clone(lean), ip } }
+        let gate = &lean.shared.gate;
+        let slot = |waiting| AddressSlot { lean: Arc::clone(lean), ip, waiting };
+        if gate.hold_address(ip) {
+            Address::Held { _slot: slot(false) }
+        } else if gate.hold_waiting(ip) {
+            Address::Full { ip, _slot: slot(true) }
         } else {
-            Address::Full(ip)
+            Address::Refused(ip)
         }
     }
 }
@@ -103,11 +112,12 @@ impl Address {
 struct AddressSlot {
     lean: Arc<Lean>,
     ip: IpAddr,
+    waiting: bool,
 }
 
 impl Drop for AddressSlot {
     fn drop(&mut self) {
-        self.lean.shared.gate.release_address(self.ip);
+        self.lean.shared.gate.release_address(self.ip, self.waiting);
     }
 }
 
@@ -156,6 +166,11 @@ where
         lean: Arc::clone(&lean),
     };
     s.open();
+    if let Address::Refused(ip) = s.address {
+        // Counted and logged as the refusal it is; the client sees close 1008.
+        let _ = lean.shared.gate.address_full(ip);
+        s.end(Ending::Close(1008));
+    }
     let mut decoder = Decoder::default();
     let mut wbuf = Vec::new();
     let timer = tokio::time::sleep_until(s.deadline());
@@ -547,12 +562,15 @@ impl Session {
     fn connect(&mut self) {
         let sid = Sid::new();
         let shared = Arc::clone(&self.lean.shared);
-        if let Address::Full(ip) = self.address {
-            self.address = Address::hold(&self.lean, ip);
+        if let Address::Full { ip, .. } = self.address {
+            if shared.gate.hold_address(ip) {
+                // (The waiting place goes back as the old value drops.)
+                self.address = Address::Held { _slot: AddressSlot { lean: Arc::clone(&self.lean), ip, waiting: false } };
+            }
         }
         // The address is counted by `self.address`, not per CONNECT.
         let attached = match self.address {
-            Address::Full(ip) => Err(shared.gate.address_full(ip)),
+            Address::Full { ip, .. } | Address::Refused(ip) => Err(shared.gate.address_full(ip)),
             Address::Uncounted | Address::Held { .. } => shared.gate.attach_sid(sid, None),
         };
         if let Err(refused) = attached {
