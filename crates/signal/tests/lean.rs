@@ -808,6 +808,48 @@ async fn open_small_window(addr: SocketAddr) -> Raw {
     Raw::over(stream, addr).await
 }
 
+/// Two raw clients in `room`: `slow` (peer `s`, with a small window; the
+/// tests stop it reading) and `fast` (peer `f`).
+async fn slow_and_fast(config: Config, room: &str) -> (TestServer, Raw, Raw) {
+    let server = TestServer::start_with(config).await;
+    let mut slow = open_small_window(server.addr).await;
+    slow.send("40/signaling,").await;
+    slow.connected().await;
+    assert_eq!(slow.request(1, "join", json!({"roomId": room, "peerId": "s"})).await["ok"], true);
+    let (mut fast, _) = Raw::connect(server.addr).await;
+    assert_eq!(fast.request(1, "join", json!({"roomId": room, "peerId": "f"})).await["ok"], true);
+    (server, slow, fast)
+}
+
+const NUMBERED_PAD: usize = 1000;
+
+/// A ~1 KB candidate relay numbered `n` (its text ends with the number),
+/// asking for ack `n + 10` (ids below are the joins').
+fn numbered_candidate(room: &str, n: u64) -> Message {
+    let c = json!({"roomId": room, "candidate": {"candidate": format!("{}{n}", "x".repeat(NUMBERED_PAD))}});
+    Message::text(format!("42/signaling,{}{}", n + 10, json!(["ice-candidate", c])))
+}
+
+/// The number a relayed [`numbered_candidate`] carries.
+fn candidate_number(relayed: &Value) -> u64 {
+    let text = relayed["candidate"]["candidate"].as_str().unwrap_or_else(|| panic!("{relayed}"));
+    text[NUMBERED_PAD..].parse().unwrap_or_else(|_| panic!("{relayed}"))
+}
+
+/// Sends numbered candidates `ns` in writes of 100, each acked ok.
+async fn relay_numbered(fast: &mut Raw, room: &str, ns: std::ops::Range<u64>) {
+    for start in ns.clone().step_by(100) {
+        let batch = start..(start + 100).min(ns.end);
+        for n in batch.clone() {
+            fast.ws.feed(numbered_candidate(room, n)).await.unwrap();
+        }
+        fast.ws.flush().await.unwrap();
+        for n in batch {
+            assert_eq!(fast.ack(n + 10).await["ok"], true, "relay {n} refused");
+        }
+    }
+}
+
 /// A peer that stops reading is `peer-backlogged` once what waits for it
 /// passes `Config.backlog`, instead of the server buffering for it without
 /// bound. Relays of ~1 KB from a fast peer, in batches with acks, until the
@@ -819,25 +861,17 @@ async fn a_peer_that_stops_reading_is_backlogged(engine: WsEngine) {
         limits: LimitConfig { events_per_sec: 0.0, ..LimitConfig::default() },
         ..test_config()
     };
-    let server = TestServer::start_with(config).await;
-    let mut slow = open_small_window(server.addr).await;
-    slow.send("40/signaling,").await;
-    slow.connected().await;
-    assert_eq!(slow.request(1, "join", json!({"roomId": "slow", "peerId": "s"})).await["ok"], true);
-    let (mut fast, _) = Raw::connect(server.addr).await;
-    assert_eq!(fast.request(1, "join", json!({"roomId": "slow", "peerId": "f"})).await["ok"], true);
+    let (server, slow, mut fast) = slow_and_fast(config, "slow").await;
     // From here on `slow` reads nothing.
-    let pad = "x".repeat(1000);
     let (mut delivered, mut refused) = (0u64, None);
     'send: for batch in 0..240u64 {
-        let ids = (10 + batch * 100)..(10 + (batch + 1) * 100);
-        for id in ids.clone() {
-            let c = json!({"roomId": "slow", "candidate": {"candidate": format!("{pad}{id}")}});
-            fast.ws.feed(Message::text(format!("42/signaling,{id}{}", json!(["ice-candidate", c])))).await.unwrap();
+        let ns = (batch * 100)..((batch + 1) * 100);
+        for n in ns.clone() {
+            fast.ws.feed(numbered_candidate("slow", n)).await.unwrap();
         }
         fast.ws.flush().await.unwrap();
-        for id in ids {
-            let ack = fast.ack(id).await;
+        for n in ns {
+            let ack = fast.ack(n + 10).await;
             if ack["ok"] == true {
                 delivered += 1;
             } else {
@@ -878,33 +912,14 @@ async fn a_peer_that_reads_again_gets_what_piled_up(engine: WsEngine) {
         limits: LimitConfig { events_per_sec: 0.0, ..LimitConfig::default() },
         ..test_config()
     };
-    let server = TestServer::start_with(config).await;
-    let mut slow = open_small_window(server.addr).await;
-    slow.send("40/signaling,").await;
-    slow.connected().await;
-    assert_eq!(slow.request(1, "join", json!({"roomId": "pile", "peerId": "s"})).await["ok"], true);
-    let (mut fast, _) = Raw::connect(server.addr).await;
-    assert_eq!(fast.request(1, "join", json!({"roomId": "pile", "peerId": "f"})).await["ok"], true);
+    let (server, mut slow, mut fast) = slow_and_fast(config, "pile").await;
     assert_eq!(slow.event("peer-joined").await["peerId"], "f");
     // ~6 MB while `slow` reads nothing: past its window and the server's
     // send buffer (a few MB), so the rest waits in the server.
-    let pad = "x".repeat(1000);
     let total = 6000u64;
-    for batch in 0..total / 100 {
-        let ids = (batch * 100)..((batch + 1) * 100);
-        for id in ids.clone() {
-            let c = json!({"roomId": "pile", "candidate": {"candidate": format!("{pad}{id}")}});
-            fast.ws.feed(Message::text(format!("42/signaling,{}{}", id + 10, json!(["ice-candidate", c])))).await.unwrap();
-        }
-        fast.ws.flush().await.unwrap();
-        for id in ids {
-            assert_eq!(fast.ack(id + 10).await["ok"], true, "{engine:?}: relay {id} refused");
-        }
-    }
+    relay_numbered(&mut fast, "pile", 0..total).await;
     for want in 0..total {
-        let got = slow.event("ice-candidate").await;
-        let text = got["candidate"]["candidate"].as_str().unwrap_or_else(|| panic!("{got}"));
-        assert_eq!(text.strip_prefix(pad.as_str()), Some(want.to_string().as_str()), "{engine:?}: relay {want}");
+        assert_eq!(candidate_number(&slow.event("ice-candidate").await), want, "{engine:?}: relay {want}");
     }
     server.stop().await;
 }
@@ -932,47 +947,25 @@ async fn a_backlog_left_by_a_dead_transport_is_held_for_the_return() {
         limits: LimitConfig { events_per_sec: 0.0, ..LimitConfig::default() },
         ..test_config()
     };
-    let server = TestServer::start_with(config).await;
-    let mut slow = open_small_window(server.addr).await;
-    slow.send("40/signaling,").await;
-    slow.connected().await;
-    assert_eq!(slow.request(1, "join", json!({"roomId": "gone", "peerId": "s"})).await["ok"], true);
-    let (mut fast, _) = Raw::connect(server.addr).await;
-    assert_eq!(fast.request(1, "join", json!({"roomId": "gone", "peerId": "f"})).await["ok"], true);
-    let pad = "x".repeat(1000);
-    let send = |id: u64| {
-        let c = json!({"roomId": "gone", "candidate": {"candidate": format!("{pad}{id}")}});
-        Message::text(format!("42/signaling,{}{}", id + 10, json!(["ice-candidate", c])))
-    };
+    let (server, slow, mut fast) = slow_and_fast(config, "gone").await;
     // ~8 MB while `slow` reads nothing: past socketioxide's 1,024-packet
     // buffer (~1 MB) and the kernel's (a few MB), so the rest waits in
     // our backlog.
     let total = 8000u64;
-    for batch in 0..total / 100 {
-        for id in batch * 100..(batch + 1) * 100 {
-            fast.ws.feed(send(id)).await.unwrap();
-        }
-        fast.ws.flush().await.unwrap();
-        for id in batch * 100..(batch + 1) * 100 {
-            assert_eq!(fast.ack(id + 10).await["ok"], true);
-        }
-    }
+    relay_numbered(&mut fast, "gone", 0..total).await;
     drop(slow);
     wait_for("the dead transport to be noticed", || server.metrics.sockets() == 1).await;
     for id in total..total + 10 {
-        fast.send_msg(send(id)).await;
+        fast.send_msg(numbered_candidate("gone", id)).await;
         assert_eq!(fast.ack(id + 10).await["ok"], true, "held for the return");
     }
     let (mut back, _) = Raw::connect(server.addr).await;
     let ack = back.request(1, "join", json!({"roomId": "gone", "peerId": "s"})).await;
     assert_eq!((ack["ok"].clone(), ack["resumed"].clone()), (json!(true), json!(true)), "{ack}");
-    let id_of = |v: &Value| -> u64 {
-        v["candidate"]["candidate"].as_str().and_then(|t| t.strip_prefix(pad.as_str())).unwrap().parse().unwrap()
-    };
-    let first = id_of(&back.event("ice-candidate").await);
+    let first = candidate_number(&back.event("ice-candidate").await);
     assert!(first < total, "nothing from before the loss was held (the first held is {first})");
     for want in first + 1..total + 10 {
-        assert_eq!(id_of(&back.event("ice-candidate").await), want, "a gap or a reorder");
+        assert_eq!(candidate_number(&back.event("ice-candidate").await), want, "a gap or a reorder");
     }
     server.stop().await;
 }
