@@ -95,15 +95,20 @@ enum Address {
 
 impl Address {
     fn hold(lean: &Arc<Lean>, ip: IpAddr) -> Address {
-        let gate = &lean.shared.gate;
-        let slot = |waiting| AddressSlot { lean: Arc::clone(lean), ip, waiting };
-        if gate.hold_address(ip) {
-            Address::Held { _slot: slot(false) }
-        } else if gate.hold_waiting(ip) {
-            Address::Full { ip, _slot: slot(true) }
+        if let Some(held) = Address::try_held(lean, ip) {
+            held
+        } else if lean.shared.gate.hold_waiting(ip) {
+            Address::Full { ip, _slot: AddressSlot { lean: Arc::clone(lean), ip, waiting: true } }
         } else {
             Address::Refused(ip)
         }
+    }
+
+    /// A place under the limit, if the address has one free. (A slot
+    /// exists only for a place taken: dropping it gives one back.)
+    fn try_held(lean: &Arc<Lean>, ip: IpAddr) -> Option<Address> {
+        let taken = lean.shared.gate.hold_address(ip);
+        taken.then(|| Address::Held { _slot: AddressSlot { lean: Arc::clone(lean), ip, waiting: false } })
     }
 }
 
@@ -563,9 +568,9 @@ impl Session {
         let sid = Sid::new();
         let shared = Arc::clone(&self.lean.shared);
         if let Address::Full { ip, .. } = self.address {
-            if shared.gate.hold_address(ip) {
-                // (The waiting place goes back as the old value drops.)
-                self.address = Address::Held { _slot: AddressSlot { lean: Arc::clone(&self.lean), ip, waiting: false } };
+            // (The waiting place goes back as the old value drops.)
+            if let Some(held) = Address::try_held(&self.lean, ip) {
+                self.address = held;
             }
         }
         // The address is counted by `self.address`, not per CONNECT.
