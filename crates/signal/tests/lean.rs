@@ -128,10 +128,15 @@ impl Raw {
     }
 
     /// The ack with id `id`: `43/signaling,<id>[arg]`; returns `arg`.
+    /// Pings that come first are answered.
     async fn ack(&mut self, id: u64) -> Value {
         let prefix = format!("43/signaling,{id}");
         loop {
             let t = self.text().await;
+            if t == "2" {
+                self.send("3").await;
+                continue;
+            }
             if let Some(body) = t.strip_prefix(&prefix).filter(|b| b.starts_with('[')) {
                 let mut args: Vec<Value> = serde_json::from_str(body).unwrap_or_else(|e| panic!("{t}: {e}"));
                 assert_eq!(args.len(), 1, "{t}");
@@ -932,6 +937,100 @@ async fn a_peer_that_reads_again_gets_what_piled_up_socketioxide() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_reads_again_gets_what_piled_up_lean() {
     a_peer_that_reads_again_gets_what_piled_up(WsEngine::Lean).await;
+}
+
+/// A client that stops reading is dropped once what waits for it has gone
+/// nowhere for the ping timeout, though it keeps answering pings blindly
+/// (a pong every 100 ms, never reading one): it would otherwise pin its
+/// backlog for as long as it liked. Its peer keeps its place meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_reads_nothing_is_dropped_though_it_answers_pings_blindly() {
+    let config = Config {
+        ping_interval: Duration::from_millis(200),
+        ping_timeout: Duration::from_millis(300),
+        limits: LimitConfig { events_per_sec: 0.0, ..LimitConfig::default() },
+        ..test_config()
+    };
+    let (server, mut slow, mut fast) = slow_and_fast(config, "stuck").await;
+    // (Until the server drops it: then its writes fail.)
+    let blind = tokio::spawn(async move {
+        while slow.ws.send(Message::text("3")).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    // Up to ~6 MB while `slow` reads nothing: past its window and the
+    // server's send buffer, so bytes wait in the server and go nowhere
+    // (until a relay is refused: `slow` may be gone by then, and what is
+    // held for it full).
+    'relay: for start in (0..6000u64).step_by(100) {
+        for n in start..start + 100 {
+            fast.ws.feed(numbered_candidate("stuck", n)).await.unwrap();
+        }
+        fast.ws.flush().await.unwrap();
+        for n in start..start + 100 {
+            if fast.ack(n + 10).await["ok"] != true {
+                break 'relay;
+            }
+        }
+    }
+    // `fast` answers its pings meanwhile.
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let answering = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = &mut stopped => return fast,
+                got = fast.recv() => match got {
+                    Got::Text(t) if t == "2" => fast.send("3").await,
+                    Got::Close(_) | Got::End => panic!("the peer that reads was dropped: {got:?}"),
+                    _ => {}
+                },
+            }
+        }
+    });
+    wait_for("the client that reads nothing to be dropped", || server.metrics.sockets() == 1).await;
+    blind.abort();
+    stop.send(()).unwrap();
+    let mut fast = answering.await.unwrap();
+    assert_eq!(fast.request(9, "heartbeat", json!({})).await, json!({"ok": true}), "the peer carries on");
+    server.stop().await;
+}
+
+/// Before it connects to `/signaling`, a socket that sends pings and reads
+/// none of the pongs is closed once a little is left unread (it is not yet
+/// counted against its address: it must not make the server hold
+/// megabytes of its own replies).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unconnected_socket_that_reads_no_replies_is_closed() {
+    let server = TestServer::start(HubConfig::default()).await;
+    let mut c = open_small_window(server.addr).await;
+    // 6.5 MB of pongs asked for, unread: past the kernel's buffers.
+    for _ in 0..50_000 {
+        c.ws.feed(Message::Ping(vec![7u8; 125].into())).await.unwrap();
+    }
+    c.ws.flush().await.unwrap();
+    let mut pongs = 0;
+    let end = loop {
+        match c.recv().await {
+            Got::Pong(_) => pongs += 1,
+            end @ (Got::Close(_) | Got::End) => break end,
+            other => panic!("after {pongs} pongs: {other:?}"),
+        }
+    };
+    assert!(pongs < 50_000, "closed before answering all: {pongs} pongs, then {end:?}");
+    assert!(matches!(end, Got::Close(Some(1008)) | Got::End), "{end:?}");
+    server.stop().await;
+}
+
+/// A client's close frame is answered with its own code (RFC 6455 §5.5.1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_frame_is_answered_with_its_code() {
+    use tokio_tungstenite::tungstenite::protocol::{frame::coding::CloseCode, CloseFrame};
+    let server = TestServer::start(HubConfig::default()).await;
+    let (mut c, _) = Raw::connect(server.addr).await;
+    c.send_msg(Message::Close(Some(CloseFrame { code: CloseCode::from(4001), reason: "bye".into() }))).await;
+    let (_, end) = c.until_closed().await;
+    assert_eq!(end, Got::Close(Some(4001)));
+    server.stop().await;
 }
 
 /// On the socketioxide engine, relays queued in the server's backlog when

@@ -34,6 +34,11 @@ const MAX_ATTACHMENTS: usize = 64;
 /// megabytes for it.
 const MAX_MESSAGE_UNCONNECTED: usize = 16 * 1024;
 
+/// Replies (pongs, refusals) a connection not yet connected to
+/// `/signaling` may leave unread before it is closed: its pings and
+/// CONNECT attempts are small, so a client that reads them never gets near.
+const MAX_UNREAD_UNCONNECTED: usize = 64 * 1024;
+
 thread_local! {
     /// Where reads land. Per thread, not per connection: an idle
     /// connection holds no read buffer, and a busy one reads up to 64 KiB
@@ -49,8 +54,8 @@ enum Ending {
     /// We close it with this WebSocket code: a broken rule, a missed pong,
     /// no CONNECT in time.
     Close(u16),
-    /// The client sent a close frame.
-    PeerClosed,
+    /// The client sent a close frame (with this code): echoed back.
+    PeerClosed(Option<u16>),
     /// Disconnected for flooding.
     Kicked,
     /// The server is shutting down.
@@ -144,6 +149,10 @@ struct Session {
     /// The last poll left bytes waiting for the socket to take them (a
     /// write or a TLS flush): its next wake-up may be for writing.
     write_waiting: bool,
+    /// Since when bytes have waited on a socket that takes none of them:
+    /// a client that stops reading is gone after the ping timeout, like
+    /// one that stops answering pings (which it may still do blindly).
+    stalled_since: Option<Instant>,
 }
 
 pub(super) async fn serve<IO>(lean: Arc<Lean>, mut io: IO, ip: Option<IpAddr>, fd: Option<RawFd>)
@@ -168,6 +177,7 @@ where
         read_at: now,
         read_frames: 0,
         write_waiting: false,
+        stalled_since: None,
         lean: Arc::clone(&lean),
     };
     s.open();
@@ -177,7 +187,7 @@ where
         s.end(Ending::Close(1008));
     }
     let mut decoder = Decoder::default();
-    let mut wbuf = Vec::new();
+    let mut wbuf = Wbuf::default();
     let timer = tokio::time::sleep_until(s.deadline());
     tokio::pin!(timer);
     let mut tcp = fd.map(Tcp::new);
@@ -190,12 +200,12 @@ where
     // on a slow socket.
     s.leave_hub();
     s.goodbye(ending);
-    outbox.take_rest(&mut wbuf);
+    outbox.take_rest(&mut wbuf.buf);
     outbox.close();
     lean.unregister(id);
     if !wbuf.is_empty() && ending != Ending::Lost {
         let _ = tokio::time::timeout(GOODBYE_WAIT, async {
-            io.write_all(&wbuf).await?;
+            io.write_all(wbuf.unsent()).await?;
             io.flush().await?;
             io.shutdown().await
         })
@@ -211,7 +221,7 @@ fn drive<IO: AsyncRead + AsyncWrite + Unpin>(
     mut tcp: Option<&mut Tcp>,
     decoder: &mut Decoder,
     s: &mut Session,
-    wbuf: &mut Vec<u8>,
+    wbuf: &mut Wbuf,
     mut timer: Pin<&mut Sleep>,
 ) -> Poll<Ending> {
     // Registered before looking, so a push in between still wakes us.
@@ -222,7 +232,7 @@ fn drive<IO: AsyncRead + AsyncWrite + Unpin>(
     // did (checked below). Only the first pass can tell.
     let mut socket_woke = !outbox_woke && !s.write_waiting;
     loop {
-        match s.outbox.take(wbuf) {
+        match s.outbox.take(&mut wbuf.buf) {
             Some(End::Shutdown) => return Poll::Ready(Ending::Shutdown),
             Some(End::Kick) => return Poll::Ready(Ending::Kicked),
             Some(End::Closed) | None => {}
@@ -231,18 +241,20 @@ fn drive<IO: AsyncRead + AsyncWrite + Unpin>(
             return Poll::Ready(ending);
         }
         let mut progressed = false;
+        let mut wrote = false;
 
         while !wbuf.is_empty() {
-            match Pin::new(&mut *io).poll_write(cx, wbuf) {
+            match Pin::new(&mut *io).poll_write(cx, wbuf.unsent()) {
                 Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Ending::Lost),
                 Poll::Ready(Ok(n)) => {
-                    wbuf.drain(..n);
+                    wrote = true;
+                    wbuf.sent(n);
                     if wbuf.is_empty() {
                         // What queued while `wbuf` waited on a full socket
                         // woke no one (only a push onto an empty outbox
                         // does): it goes out now. (An ending wakes the
                         // task: the next pass sees it.)
-                        let _ = s.outbox.take(wbuf);
+                        let _ = s.outbox.take(&mut wbuf.buf);
                     }
                 }
                 Poll::Pending => break,
@@ -256,14 +268,15 @@ fn drive<IO: AsyncRead + AsyncWrite + Unpin>(
                 Poll::Pending => flushing = true,
                 Poll::Ready(Ok(())) => {}
             }
-            if wbuf.capacity() > 64 * 1024 {
-                *wbuf = Vec::new(); // a burst went out: give its buffer back
+            if wbuf.buf.capacity() > 64 * 1024 {
+                wbuf.buf = Vec::new(); // a burst went out: give its buffer back
             }
         }
         s.write_waiting = flushing || !wbuf.is_empty();
 
         let after_hold = s.pace.holding();
         s.read_at = Instant::now();
+        s.note_writes(wrote, s.read_at);
         // No timer due either: data has come in.
         let data_woke = socket_woke && s.read_at < timer.deadline();
         socket_woke = false;
@@ -301,6 +314,36 @@ fn drive<IO: AsyncRead + AsyncWrite + Unpin>(
         }
         if !progressed {
             return Poll::Pending;
+        }
+    }
+}
+
+/// What the task is writing: the bytes taken from the outbox, and how many
+/// of them the socket has taken. A partial write moves an offset, not the
+/// rest of the buffer: a slow reader taking a few KiB at a time from
+/// megabytes queued would otherwise cost a copy of all of them each time.
+#[derive(Default)]
+struct Wbuf {
+    buf: Vec<u8>,
+    sent: usize,
+}
+
+impl Wbuf {
+    fn is_empty(&self) -> bool {
+        self.sent == self.buf.len()
+    }
+
+    fn unsent(&self) -> &[u8] {
+        &self.buf[self.sent..]
+    }
+
+    /// The socket took `n` more bytes; once it has all of them the buffer
+    /// is empty again (its capacity kept for the next burst).
+    fn sent(&mut self, n: usize) {
+        self.sent += n;
+        if self.sent == self.buf.len() {
+            self.buf.clear();
+            self.sent = 0;
         }
     }
 }
@@ -443,14 +486,33 @@ impl Session {
             Heartbeat::Idle { ping_at } => ping_at,
             Heartbeat::AwaitingPong { by } => by,
         };
-        let due = match self.phase {
+        let mut due = match self.phase {
             Phase::Waiting { connect_by } => beat.min(connect_by),
             Phase::Connected { .. } => beat,
         };
+        if let Some(since) = self.stalled_since {
+            due = due.min(since + self.config().ping_timeout);
+        }
         self.pace.until().map_or(due, |until| due.min(until))
     }
 
+    /// After a pass's writes: whether bytes still wait, and whether the
+    /// socket took any of them (`wrote`).
+    fn note_writes(&mut self, wrote: bool, now: Instant) {
+        self.stalled_since = match self.stalled_since {
+            _ if !self.write_waiting => None,
+            Some(since) if !wrote => Some(since),
+            _ => Some(now),
+        };
+    }
+
     fn on_timer(&mut self, now: Instant) {
+        if self.stalled_since.is_some_and(|since| now >= since + self.config().ping_timeout) {
+            // Nothing can reach it: no goodbye, and its peers hold what
+            // they send for its return.
+            tracing::debug!("the client read nothing for the ping timeout");
+            return self.end(Ending::Lost);
+        }
         if let Phase::Waiting { connect_by } = self.phase {
             if now >= connect_by {
                 tracing::debug!("no CONNECT in time");
@@ -471,6 +533,11 @@ impl Session {
     }
 
     fn on_ws(&mut self, m: WsMessage<'_>) -> Flow {
+        if matches!(self.phase, Phase::Waiting { .. }) && self.outbox.queued() > MAX_UNREAD_UNCONNECTED {
+            tracing::debug!("an unconnected client left its replies unread");
+            self.end(Ending::Close(1008));
+            return Flow::Stop;
+        }
         match m {
             WsMessage::Text(_) if self.attachments.is_some() => {
                 tracing::debug!("a text packet while binary attachments were due");
@@ -487,7 +554,7 @@ impl Session {
                 }
             }
             WsMessage::Pong => {}
-            WsMessage::Close(_) => self.end(Ending::PeerClosed),
+            WsMessage::Close(code) => self.end(Ending::PeerClosed(code)),
         }
         if self.ending.is_some() {
             Flow::Stop
@@ -499,8 +566,12 @@ impl Session {
     fn on_eio(&mut self, text: &str) {
         match wire::parse_eio(text) {
             Eio::Message(packet) => self.on_sio(packet),
+            // Only the answer to a ping sent counts: a client sending pongs
+            // blindly must not put the next ping off for ever.
             Eio::Pong => {
-                self.heartbeat = Heartbeat::Idle { ping_at: Instant::now() + self.config().ping_interval };
+                if let Heartbeat::AwaitingPong { .. } = self.heartbeat {
+                    self.heartbeat = Heartbeat::Idle { ping_at: Instant::now() + self.config().ping_interval };
+                }
             }
             // Engine.IO v3 clients ping the server.
             Eio::Ping => self.push(&[b"3"]),
@@ -635,7 +706,7 @@ impl Session {
         let code = match ending {
             Ending::Lost => return,
             Ending::Close(code) => code,
-            Ending::PeerClosed => 1000,
+            Ending::PeerClosed(code) => code.unwrap_or(1000),
             Ending::Kicked => 1008,
             Ending::Shutdown => 1001,
         };

@@ -276,6 +276,11 @@ impl Outbox {
         self.0.woke.swap(false, Ordering::AcqRel)
     }
 
+    /// Bytes queued and not yet taken by the task.
+    fn queued(&self) -> usize {
+        self.0.out.lock().bytes.len()
+    }
+
     /// Whether the task was asked to stop.
     fn ending(&self) -> Option<End> {
         self.0.out.lock().end

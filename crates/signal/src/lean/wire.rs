@@ -104,6 +104,9 @@ fn parse_header(buf: &[u8], max: usize) -> Result<Option<Header>, WsError> {
         },
         n => (n as u64, 2),
     };
+    if len >> 63 != 0 {
+        return Err(WsError::Protocol("a 64-bit length with its top bit set"));
+    }
     let is_control = opcode & 0x08 != 0;
     if is_control && (!fin || len > 125) {
         return Err(WsError::Protocol("control frames must be whole and short"));
@@ -231,8 +234,7 @@ fn decode(
             OP_PING => on(WsMessage::Ping(payload)),
             OP_PONG => on(WsMessage::Pong),
             OP_CLOSE => {
-                let code = (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
-                on(WsMessage::Close(code));
+                on(WsMessage::Close(close_code(payload)?));
                 Flow::Stop
             }
             _ => unreachable!("opcodes are checked in parse_header"),
@@ -241,6 +243,24 @@ fn decode(
             return Ok((at, Flow::Stop));
         }
     }
+}
+
+/// A close frame's status code, if it has one: RFC 6455 §5.5.1 and §7.4
+/// (no code, or a code a peer may send, then a UTF-8 reason).
+fn close_code(payload: &[u8]) -> Result<Option<u16>, WsError> {
+    let Some((code, reason)) = payload.split_first_chunk::<2>() else {
+        return match payload.len() {
+            0 => Ok(None),
+            _ => Err(WsError::Protocol("a close frame's code takes two bytes")),
+        };
+    };
+    let code = u16::from_be_bytes(*code);
+    // 1004-1006 and 1015 are reserved (never sent), 1016-2999 unassigned.
+    if !matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999) {
+        return Err(WsError::Protocol("a close code no peer may send"));
+    }
+    std::str::from_utf8(reason).map_err(|_| WsError::NotUtf8)?;
+    Ok(Some(code))
 }
 
 fn message(text: bool, payload: &[u8], on: &mut impl FnMut(WsMessage<'_>) -> Flow) -> Result<Flow, WsError> {
@@ -517,8 +537,15 @@ mod tests {
             (client_frame(false, OP_PING, b"", [0; 4]), WsError::Protocol("control frames must be whole and short")),
             (client_frame(true, OP_CONT, b"x", [0; 4]), WsError::Protocol("a continuation with nothing to continue")),
             (client_frame(true, OP_TEXT, &[0xff, 0xfe], [0; 4]), WsError::NotUtf8),
-            // A 2^63-byte header is refused before anything is buffered.
+            // A 2^63-byte header is refused before anything is buffered;
+            // a length with the top bit set is not even that.
             (vec![0x82, 0xFF, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], WsError::TooBig),
+            (vec![0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0], WsError::Protocol("a 64-bit length with its top bit set")),
+            (client_frame(true, OP_CLOSE, &[0x03], [0; 4]), WsError::Protocol("a close frame's code takes two bytes")),
+            (client_frame(true, OP_CLOSE, &999u16.to_be_bytes(), [0; 4]), WsError::Protocol("a close code no peer may send")),
+            (client_frame(true, OP_CLOSE, &1005u16.to_be_bytes(), [0; 4]), WsError::Protocol("a close code no peer may send")),
+            (client_frame(true, OP_CLOSE, &5000u16.to_be_bytes(), [0; 4]), WsError::Protocol("a close code no peer may send")),
+            (client_frame(true, OP_CLOSE, &[0x03, 0xe8, 0xff], [0; 4]), WsError::NotUtf8),
             (client_frame(true, OP_TEXT, &[b'a'; 101], [0; 4]), WsError::TooBig),
         ];
         for (wire, want) in cases {
@@ -530,6 +557,14 @@ mod tests {
         let mut wire = client_frame(false, OP_TEXT, b"a", [0; 4]);
         wire.extend(client_frame(true, OP_TEXT, b"b", [0; 4]));
         assert!(collect(&mut Decoder::default(), &wire, 100).is_err(), "a message inside a fragmented one");
+    }
+
+    #[test]
+    fn a_close_frame_gives_its_code_if_it_has_one() {
+        let close = |payload: &[u8]| collect(&mut Decoder::default(), &client_frame(true, OP_CLOSE, payload, [9; 4]), 100);
+        assert_eq!(close(b""), Ok(vec![Got::Close(None)]));
+        assert_eq!(close(&1000u16.to_be_bytes()), Ok(vec![Got::Close(Some(1000))]));
+        assert_eq!(close(&[&4001u16.to_be_bytes()[..], "bye é".as_bytes()].concat()), Ok(vec![Got::Close(Some(4001))]));
     }
 
     #[test]
