@@ -49,11 +49,12 @@ pub mod event {
     pub const ERROR: &str = "error";
 }
 
-/// Size limits the server enforces, in bytes of JSON text.
+/// Size limits the server enforces, in bytes.
 pub mod limits {
-    /// An SDP body (`sdp.sdp`).
+    /// An SDP body (`sdp.sdp`), as text: its JSON escapes (every line ends
+    /// in `\r\n`, four bytes on the wire) do not count against it.
     pub const MAX_SDP: usize = 64 * 1024;
-    /// A candidate line (`candidate.candidate`).
+    /// A candidate line (`candidate.candidate`), as text.
     pub const MAX_CANDIDATE: usize = 2 * 1024;
     /// Room for the other fields of a relayed message (`roomId`, `to`, and
     /// whatever else a client adds, such as the load generator's timestamp).

@@ -40,11 +40,14 @@ impl RelayKind {
         }
     }
 
-    /// The largest whole payload accepted for this event.
+    /// The largest whole payload accepted for this event, in JSON text:
+    /// room for its SDP or candidate escaped to twice its length (an SDP
+    /// of short lines is a third `\r\n`), whose own limit is then checked
+    /// on the text itself.
     pub fn max_payload(self) -> usize {
         match self {
-            RelayKind::SdpOffer | RelayKind::SdpAnswer => limits::MAX_SDP + limits::MAX_ENVELOPE,
-            RelayKind::IceCandidate => limits::MAX_CANDIDATE + limits::MAX_ENVELOPE,
+            RelayKind::SdpOffer | RelayKind::SdpAnswer => 2 * limits::MAX_SDP + limits::MAX_ENVELOPE,
+            RelayKind::IceCandidate => 2 * limits::MAX_CANDIDATE + limits::MAX_ENVELOPE,
         }
     }
 }

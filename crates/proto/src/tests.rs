@@ -133,6 +133,15 @@ fn relay_refuses_bad_input_with_a_reason() {
     assert_eq!(code(SdpOffer, &big_sdp), ErrorCode::TooLarge);
     let ok_sdp = format!(r#"{{"roomId":"r","sdp":{{"type":"offer","sdp":"{}"}}}}"#, "v".repeat(limits::MAX_SDP));
     assert!(RelayView::parse(SdpOffer, &ok_sdp).is_ok());
+    // The limit is the SDP's text: 4,000 lines of 16 bytes (64,000) are
+    // 72,000 bytes of JSON with their `\r\n` escaped, and pass.
+    let lines = r"a=x-0123456789\r\n".repeat(4000);
+    let escaped = format!(r#"{{"roomId":"r","sdp":{{"type":"offer","sdp":"{lines}"}}}}"#);
+    assert!(escaped.len() > limits::MAX_SDP + limits::MAX_ENVELOPE);
+    let view = RelayView::parse(SdpOffer, &escaped).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(view.room_id, "r");
+    let over = format!(r#"{{"roomId":"r","sdp":{{"type":"offer","sdp":"{}"}}}}"#, r"a=x-0123456789\r\n".repeat(4100));
+    assert_eq!(code(SdpOffer, &over), ErrorCode::TooLarge, "65,600 bytes of SDP");
     let big_cand =
         format!(r#"{{"roomId":"r","candidate":{{"candidate":"{}"}}}}"#, "c".repeat(limits::MAX_CANDIDATE + 1));
     assert_eq!(code(IceCandidate, &big_cand), ErrorCode::TooLarge);
