@@ -89,10 +89,22 @@ pub(crate) struct Guard {
     /// its CONNECT, but no more.
     waiting: PerIp,
     conns: foldhash::HashMap<Sid, ConnGuard>,
+    /// Addresses a connection of which was disconnected for flooding, and
+    /// until when their new connections start without a burst in hand
+    /// (`EventRate::after_kick`). Bounded: see [`Gate::remember_kick`].
+    kicked: foldhash::HashMap<IpAddr, Instant>,
 }
 
+/// Addresses [`Guard::kicked`] holds at most: past that, kicks are not
+/// remembered until some lapse (a flood from that many addresses is past
+/// what a per-address memory can help with).
+const MAX_KICKED_REMEMBERED: usize = 4096;
+
 struct ConnGuard {
-    ip: Option<IpAddr>,
+    /// The address, if counted here (and given back at detach).
+    counted: Option<IpAddr>,
+    /// The address, whoever counts it: a kick is remembered against it.
+    from: Option<IpAddr>,
     rate: EventRate,
     /// Disconnected for flooding: it leaves its rooms at once.
     kicked: bool,
@@ -153,15 +165,39 @@ impl Gate {
     /// [`Gate::attach`] for a connection known by its id and address
     /// (`None`: not counted here, or already by [`Gate::hold_address`]).
     pub(crate) fn attach_sid(&self, sid: Sid, ip: Option<IpAddr>) -> Result<(), ConnectRefused> {
+        self.attach_with(sid, ip, ip, None)
+    }
+
+    /// A connection whose address is counted elsewhere (a lean WebSocket:
+    /// by [`Gate::hold_address`]), coming from `from`; with `carried`, the
+    /// event budget it left with at its last DISCONNECT on the same
+    /// transport (connecting again must not fill it).
+    pub(crate) fn attach_counted(&self, sid: Sid, from: Option<IpAddr>, carried: Option<EventRate>) {
+        self.attach_with(sid, None, from, carried).expect("nothing to count, nothing to refuse");
+    }
+
+    fn attach_with(
+        &self,
+        sid: Sid,
+        count: Option<IpAddr>,
+        from: Option<IpAddr>,
+        carried: Option<EventRate>,
+    ) -> Result<(), ConnectRefused> {
         let mut guard = self.guard.lock();
-        if let Some(ip) = ip {
+        if let Some(ip) = count {
             if !guard.per_ip.try_add(ip, self.limits.connections_per_ip) {
                 drop(guard);
                 return Err(self.address_full(ip));
             }
         }
-        let rate = EventRate::new(&self.limits, Instant::now());
-        guard.conns.insert(sid, ConnGuard { ip, rate, kicked: false });
+        let now = Instant::now();
+        let after_kick = from.and_then(|ip| guard.kicked.get(&ip)).is_some_and(|&until| now < until);
+        let rate = match carried {
+            Some(rate) => rate,
+            None if after_kick => EventRate::after_kick(&self.limits, now),
+            None => EventRate::new(&self.limits, now),
+        };
+        guard.conns.insert(sid, ConnGuard { counted: count, from, rate, kicked: false });
         Ok(())
     }
 
@@ -205,12 +241,30 @@ impl Gate {
 
     /// Disconnect: forgets the connection; whether it was kicked for flooding.
     pub(crate) fn detach(&self, sid: Sid) -> bool {
+        self.detach_rate(sid).0
+    }
+
+    /// [`Gate::detach`], and the event budget the connection leaves with
+    /// (for [`Gate::attach_counted`] to carry on).
+    pub(crate) fn detach_rate(&self, sid: Sid) -> (bool, Option<EventRate>) {
         let mut guard = self.guard.lock();
         let conn = guard.conns.remove(&sid);
-        if let Some(ip) = conn.as_ref().and_then(|c| c.ip) {
+        if let Some(ip) = conn.as_ref().and_then(|c| c.counted) {
             guard.per_ip.remove(ip);
         }
-        conn.is_some_and(|c| c.kicked)
+        conn.map_or((false, None), |c| (c.kicked, Some(c.rate)))
+    }
+
+    /// New connections from `ip` start without a burst in hand for a
+    /// while: reconnecting is no way around a kick.
+    fn remember_kick(&self, guard: &mut Guard, ip: IpAddr, now: Instant) {
+        let lasts = EventRate::kick_lasts(&self.limits);
+        if guard.kicked.len() >= MAX_KICKED_REMEMBERED {
+            guard.kicked.retain(|_, until| now < *until);
+        }
+        if guard.kicked.len() < MAX_KICKED_REMEMBERED || guard.kicked.contains_key(&ip) {
+            guard.kicked.insert(ip, now + lasts);
+        }
     }
 
     /// Whether the connection's next event is within its rate: the reply
@@ -237,6 +291,9 @@ impl Gate {
                     let verdict = conn.rate.check(now);
                     if verdict == Verdict::Disconnect {
                         conn.kicked = true;
+                        if let Some(ip) = conn.from {
+                            self.remember_kick(&mut guard, ip, now);
+                        }
                     }
                     verdict
                 }

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Every limit, each with a default sized for calls of a few peers.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -95,6 +95,26 @@ impl EventRate {
             refusals: Bucket::full(config.events_per_sec, config.event_burst.max(1.0), now),
             unlimited: config.events_per_sec <= 0.0,
         }
+    }
+
+    /// The budget of a new connection from an address whose connection
+    /// was just disconnected for flooding: no events in hand (they come at
+    /// the sustained rate), the refusals a new one has. Reconnecting then
+    /// buys a flooder nothing but refusals, and an honest client behind
+    /// the same address loses a few milliseconds.
+    pub fn after_kick(config: &LimitConfig, now: Instant) -> Self {
+        let mut rate = EventRate::new(config, now);
+        rate.events.tokens = 0.0;
+        rate
+    }
+
+    /// How long after a kick [`EventRate::after_kick`] applies: until an
+    /// empty bucket would have filled again.
+    pub fn kick_lasts(config: &LimitConfig) -> Duration {
+        if config.events_per_sec <= 0.0 {
+            return Duration::ZERO;
+        }
+        Duration::from_secs_f64((config.event_burst.max(1.0) / config.events_per_sec).clamp(1.0, 60.0))
     }
 
     pub fn check(&mut self, now: Instant) -> Verdict {
@@ -286,5 +306,17 @@ mod tests {
             r.take(IpAddr::from([10, 0, 0, i]), t0 + Duration::from_secs(100));
         }
         assert!(r.len() <= 4, "{}", r.len());
+    }
+
+    #[test]
+    fn after_a_kick_a_new_connection_gets_the_rate_not_the_burst() {
+        let config = LimitConfig { events_per_sec: 10.0, event_burst: 50.0, ..LimitConfig::default() };
+        let t0 = Instant::now();
+        let mut r = EventRate::after_kick(&config, t0);
+        assert_eq!(r.check(t0), Verdict::Refuse, "nothing in hand");
+        assert_eq!(r.check(t0 + Duration::from_millis(100)), Verdict::Admit, "one comes every 100 ms");
+        assert_eq!(r.check(t0 + Duration::from_millis(100)), Verdict::Refuse);
+        assert_eq!(EventRate::kick_lasts(&config), Duration::from_secs(5));
+        assert_eq!(EventRate::kick_lasts(&LimitConfig { events_per_sec: 0.0, ..config }), Duration::ZERO);
     }
 }

@@ -686,6 +686,57 @@ async fn a_flooding_lean_connection_is_refused_then_kicked_once() {
     server.stop().await;
 }
 
+/// A DISCONNECT and a CONNECT on the same WebSocket do not fill the event
+/// budget again: cycling them is refused, then kicked, like any flood.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connecting_again_on_one_websocket_does_not_refill_the_event_budget() {
+    let limits = LimitConfig { events_per_sec: 2.0, event_burst: 20.0, ..LimitConfig::default() };
+    let server = TestServer::start_with(Config { limits, ..test_config() }).await;
+    let (mut c, _) = Raw::connect(server.addr).await;
+    let mut id = 0;
+    for _ in 0..5 {
+        for _ in 0..20 {
+            id += 1;
+            c.ws.feed(Message::text(format!("42/signaling,{id}[\"heartbeat\",{{}}]"))).await.unwrap();
+        }
+        c.ws.feed(Message::text("41/signaling,")).await.unwrap();
+        c.ws.feed(Message::text("40/signaling,")).await.unwrap();
+    }
+    let _ = c.ws.flush().await;
+    let (texts, end) = c.until_closed().await;
+    let acks: Vec<Value> = texts
+        .iter()
+        .filter_map(|t| t.strip_prefix("43/signaling,"))
+        .map(|t| serde_json::from_str::<Vec<Value>>(&t[t.find('[').unwrap()..]).unwrap().swap_remove(0))
+        .collect();
+    let ok = acks.iter().filter(|a| a["ok"] == true).count();
+    assert!((20..=22).contains(&ok), "one burst and what trickles in, not one per CONNECT: {ok} of {}", acks.len());
+    assert!(acks.iter().any(|a| a["error"]["code"] == "rate-limited"), "{acks:?}");
+    assert_eq!(end, Got::Close(Some(1008)), "kicked");
+    server.stop().await;
+}
+
+/// After a kick, a new connection from the same address starts with no
+/// burst in hand: reconnecting is no way around the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kicked_address_connects_again_without_a_burst() {
+    let limits = LimitConfig { events_per_sec: 2.0, event_burst: 20.0, ..LimitConfig::default() };
+    let server = TestServer::start_with(Config { limits, ..test_config() }).await;
+    let (mut flooder, _) = Raw::connect(server.addr).await;
+    for _ in 0..200 {
+        flooder.ws.feed(Message::text(r#"42/signaling,["heartbeat",{}]"#)).await.unwrap();
+    }
+    let _ = flooder.ws.flush().await;
+    assert_eq!(flooder.until_closed().await.1, Got::Close(Some(1008)));
+    let (mut again, _) = Raw::connect(server.addr).await;
+    let ack = again.request(1, "heartbeat", json!({})).await;
+    assert_eq!(ack["error"]["code"], "rate-limited", "{ack}");
+    // The budget comes back at the sustained rate (one per 500 ms here).
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(again.request(2, "heartbeat", json!({})).await, json!({"ok": true}));
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_browser_origins_are_refused_on_the_lean_path_too() {
     let server = TestServer::start(HubConfig::default()).await;

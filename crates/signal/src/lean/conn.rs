@@ -149,6 +149,11 @@ struct Session {
     /// The last poll left bytes waiting for the socket to take them (a
     /// write or a TLS flush): its next wake-up may be for writing.
     write_waiting: bool,
+    /// The client's address (whoever counts it).
+    ip: Option<IpAddr>,
+    /// The event budget this transport's last connection to `/signaling`
+    /// left with: a DISCONNECT and a CONNECT do not fill it again.
+    carried_rate: Option<crate::limits::EventRate>,
     /// Since when bytes have waited on a socket that takes none of them:
     /// a client that stops reading is gone after the ping timeout, like
     /// one that stops answering pings (which it may still do blindly).
@@ -178,6 +183,8 @@ where
         read_frames: 0,
         write_waiting: false,
         stalled_since: None,
+        ip,
+        carried_rate: None,
         lean: Arc::clone(&lean),
     };
     s.open();
@@ -603,7 +610,7 @@ impl Session {
             }
             (SioKind::Disconnect, Phase::Connected { sid }) => {
                 let sid = *sid;
-                self.lean.shared.gate.detach(sid);
+                self.carried_rate = self.lean.shared.gate.detach_rate(sid).1;
                 self.lean.shared.with_hub(|hub| hub.disconnect(sid, Departure::Deliberate));
                 let connect_by = Instant::now() + self.config().connect_timeout;
                 self.phase = Phase::Waiting { connect_by };
@@ -647,7 +654,10 @@ impl Session {
         // The address is counted by `self.address`, not per CONNECT.
         let attached = match self.address {
             Address::Full { ip, .. } | Address::Refused(ip) => Err(shared.gate.address_full(ip)),
-            Address::Uncounted | Address::Held { .. } => shared.gate.attach_sid(sid, None),
+            Address::Uncounted | Address::Held { .. } => {
+                shared.gate.attach_counted(sid, self.ip, self.carried_rate.take());
+                Ok(())
+            }
         };
         if let Err(refused) = attached {
             let message = serde_json::to_string(&refused.0).expect("a string serializes");
