@@ -241,6 +241,47 @@ pub struct Hub<K, S> {
 
 type Refusal = ErrorBody;
 
+/// Which of a returning peer's held presence events its join ack already
+/// tells (by their place in the queue): the ack lists who is in the room
+/// now, so of each other peer's `peer-joined` / `peer-left` while it was
+/// away only the news it could not know from the list is kept. A peer it
+/// knew that left: one `peer-left`. One it knew that left and came back:
+/// that `peer-left` and the last `peer-joined` (a new session, to be
+/// negotiated afresh). One it never knew: nothing (listed if present).
+fn presence_told_by_the_ack(held: &Held, ack: &JoinAccepted) -> std::collections::HashSet<usize> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Who {
+        peer_id: String,
+    }
+    // Per peer: where its presence events are, and whether each is a join.
+    let mut per_peer: HashMap<String, Vec<(usize, bool)>> = HashMap::default();
+    for (i, (ev, payload)) in held.messages.iter().enumerate() {
+        let joined = match *ev {
+            event::PEER_JOINED => true,
+            event::PEER_LEFT => false,
+            _ => continue,
+        };
+        if let Ok(who) = serde_json::from_str::<Who>(payload.get()) {
+            per_peer.entry(who.peer_id).or_default().push((i, joined));
+        }
+    }
+    let mut skip = std::collections::HashSet::new();
+    for (peer, events) in per_peer {
+        let (first, last) = (events[0], events[events.len() - 1]);
+        let listed = ack.peers.iter().any(|p| p.peer_id.as_str() == peer);
+        let keep: &[usize] = match (first.1, last.1) {
+            // Unknown to it before: the list says all there is.
+            (true, _) => &[],
+            (false, false) => &[last.0],
+            (false, true) if listed => &[first.0, last.0],
+            (false, true) => &[first.0],
+        };
+        skip.extend(events.iter().map(|e| e.0).filter(|i| !keep.contains(i)));
+    }
+    skip
+}
+
 fn refusal(code: ErrorCode, message: impl Into<String>) -> Refusal {
     ErrorBody { code, message: message.into() }
 }
@@ -294,10 +335,14 @@ where
                     accepted.ice_servers = turn.ice_servers(&accepted.peer_id, std::time::SystemTime::now());
                 }
                 let (room, peer) = (accepted.room_id.clone(), accepted.peer_id.clone());
+                let skip = held.as_ref().map(|h| presence_told_by_the_ack(h, &accepted)).unwrap_or_default();
                 reply(&Ack::Ok(accepted));
                 if let Some(held) = held {
                     self.metrics.held_delta(-(held.messages.len() as i64));
-                    for (ev, payload) in held.messages {
+                    for (i, (ev, payload)) in held.messages.into_iter().enumerate() {
+                        if skip.contains(&i) {
+                            continue;
+                        }
                         // A failure here re-holds (closed) or is counted
                         // (backlogged); nothing else can be done for it.
                         if let Ok(Delivered::Sent) = self.deliver(&room, peer.as_str(), ev, &payload) {

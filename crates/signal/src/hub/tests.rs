@@ -225,6 +225,64 @@ fn dropped_peer_gets_held_messages_in_order_after_its_ack() {
     assert!(w.take().is_empty());
 }
 
+/// A returning peer's join ack lists who is in the room; of the presence
+/// events held for it, only the news the list cannot tell comes after it.
+#[test]
+fn a_returning_peer_hears_only_the_presence_news_its_ack_does_not_tell() {
+    let mut w = World::new(HubConfig { max_peers: 3, ..config() });
+    let (a, c) = (w.connect(), w.connect());
+    w.join(a, json!({"roomId": "r", "peerId": "a"})).unwrap();
+    w.join(c, json!({"roomId": "r", "peerId": "c"})).unwrap();
+    w.hub.disconnect(a, Departure::Lost);
+    // While `a` is away: `b` joins (and stays), `d` joins and leaves,
+    // `c` (whom `a` knew) leaves and comes back as a new session.
+    let (b, d) = (w.connect(), w.connect());
+    w.join(b, json!({"roomId": "r", "peerId": "b"})).unwrap();
+    w.join(d, json!({"roomId": "r", "peerId": "d"})).unwrap_err(); // full: a, c, b
+    w.hub.disconnect(c, Departure::Deliberate);
+    w.join(d, json!({"roomId": "r", "peerId": "d"})).unwrap();
+    w.hub.disconnect(d, Departure::Deliberate);
+    let c2 = w.connect();
+    w.join(c2, json!({"roomId": "r", "peerId": "c"})).unwrap();
+    w.take();
+
+    let a2 = w.connect();
+    let ack = w.join(a2, json!({"roomId": "r", "peerId": "a"})).unwrap();
+    let mut listed: Vec<&str> = ack.peers.iter().map(|p| p.peer_id.as_str()).collect();
+    listed.sort();
+    assert_eq!(listed, ["b", "c"]);
+    let told: Vec<(&str, String)> = w
+        .take()
+        .into_iter()
+        .map(|(to, ev, v)| {
+            assert_eq!(to, a2);
+            (ev, v["peerId"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    assert_eq!(
+        told,
+        [(event::PEER_LEFT, "c".to_owned()), (event::PEER_JOINED, "c".to_owned())],
+        "not b (listed), not d (never known and gone): c left and is back"
+    );
+}
+
+/// A peer it knew that left while it was away: one `peer-left`.
+#[test]
+fn a_returning_peer_hears_who_left_while_it_was_away() {
+    let mut w = World::new(config());
+    let (a, b) = (w.connect(), w.connect());
+    w.join(a, json!({"roomId": "r", "peerId": "a"})).unwrap();
+    w.join(b, json!({"roomId": "r", "peerId": "b"})).unwrap();
+    w.hub.disconnect(a, Departure::Lost);
+    w.hub.disconnect(b, Departure::Deliberate);
+    w.take();
+    let a2 = w.connect();
+    assert!(w.join(a2, json!({"roomId": "r", "peerId": "a"})).unwrap().peers.is_empty());
+    let told = w.take();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!((told[0].1, told[0].2["peerId"].as_str()), (event::PEER_LEFT, Some("b")));
+}
+
 #[test]
 fn grace_expiry_tells_the_room_peer_left() {
     let mut w = World::new(config());
