@@ -41,7 +41,7 @@ use socketioxide_core::Value;
 
 use crate::hub::{Departure, Hub, Outgoing, Sink, SinkError, Timer, To, Unsent};
 use crate::invite::Invites;
-use crate::limits::{EventRate, LimitConfig, PerIp, Verdict};
+use crate::limits::{EventRate, LimitConfig, PerIp, RateByIp, Verdict};
 use crate::metrics::Metrics;
 use crate::tls::PeerAddr;
 
@@ -76,8 +76,15 @@ pub(crate) struct Gate {
     /// Present when joins need an invite token.
     pub(crate) invites: Option<Invites>,
     guard: Mutex<Guard>,
+    /// Per address, connections lost with their seats kept for the grace
+    /// period (see [`Gate::keeps_seats`]).
+    kept_seats: Mutex<RateByIp>,
     metrics: Arc<Metrics>,
 }
+
+/// Addresses [`Gate::kept_seats`] tracks at most (past that, a lost
+/// connection from a new address gives its seats up at once).
+const MAX_KEPT_SEATS_TRACKED: usize = 16 * 1024;
 
 /// What the limits remember: connections per address, and each
 /// connection's event rate. Bounded by the live connections.
@@ -118,7 +125,7 @@ impl Shared {
         limits: LimitConfig,
         invites: Option<Invites>,
     ) -> Self {
-        let gate = Gate::new(limits, invites, Arc::clone(&metrics));
+        let gate = Gate::new(limits, invites, hub.config().grace, Arc::clone(&metrics));
         Shared { hub: Mutex::new(hub), metrics, backlog, gate }
     }
 }
@@ -149,8 +156,29 @@ impl Shared {
 pub(crate) type SharedState = Arc<Shared>;
 
 impl Gate {
-    pub(crate) fn new(limits: LimitConfig, invites: Option<Invites>, metrics: Arc<Metrics>) -> Gate {
-        Gate { limits, invites, guard: Mutex::default(), metrics }
+    /// `grace`: how long a lost connection's seats are kept.
+    pub(crate) fn new(limits: LimitConfig, invites: Option<Invites>, grace: Duration, metrics: Arc<Metrics>) -> Gate {
+        // As many lost connections kept per grace period as an address may
+        // have open: a network blip keeps every seat behind a NAT, while
+        // connecting, joining and dropping in a loop cannot fill the
+        // server's rooms with seats kept for no one.
+        let burst = limits.connections_per_ip as f64;
+        let rate = burst / grace.as_secs_f64().max(1.0);
+        let kept_seats = Mutex::new(RateByIp::new(rate, burst, MAX_KEPT_SEATS_TRACKED));
+        Gate { limits, invites, guard: Mutex::default(), kept_seats, metrics }
+    }
+
+    /// Whether a connection from `from` that was lost (not hung up or
+    /// kicked) keeps its seats for the grace period; if not, it leaves its
+    /// rooms at once, as if it had hung up.
+    pub(crate) fn keeps_seats(&self, from: Option<IpAddr>) -> bool {
+        let (Some(ip), true) = (from, self.limits.connections_per_ip > 0) else { return true };
+        if self.kept_seats.lock().take(ip, Instant::now()) {
+            return true;
+        }
+        self.metrics.limit_hit(crate::metrics::Limit::AwayPerIp);
+        tracing::info!(%ip, "a lost connection gives up its seats: its address keeps too many");
+        false
     }
 
     /// Connect: counts the address (refusing one over its limit) and starts
@@ -242,6 +270,19 @@ impl Gate {
     /// Disconnect: forgets the connection; whether it was kicked for flooding.
     pub(crate) fn detach(&self, sid: Sid) -> bool {
         self.detach_rate(sid).0
+    }
+
+    /// How a connection that ended without hanging up leaves: `Lost`
+    /// (its seats kept for the grace period), unless it was kicked or its
+    /// address has kept too many seats of late ([`Gate::keeps_seats`]).
+    pub(crate) fn detach_lost(&self, sid: Sid) -> Departure {
+        let from = self.guard.lock().conns.get(&sid).and_then(|c| c.from);
+        let (kicked, _) = self.detach_rate(sid);
+        if kicked || !self.keeps_seats(from) {
+            Departure::Deliberate
+        } else {
+            Departure::Lost
+        }
     }
 
     /// [`Gate::detach`], and the event budget the connection leaves with
@@ -566,12 +607,14 @@ impl FromDisconnectParts<A> for Detach {
     type Error = Infallible;
     fn from_disconnect_parts(s: &Arc<Socket<A>>, reason: DisconnectReason) -> Result<Self, Infallible> {
         let shared = State::<SharedState>::from_disconnect_parts(s, reason).expect("state is installed").0;
-        let kicked = shared.gate.detach(s.id);
         let how = match reason {
-            DisconnectReason::ClientNSDisconnect => Departure::Deliberate,
-            // A flooder gets no grace: its place is not worth keeping.
-            _ if kicked => Departure::Deliberate,
-            _ => Departure::Lost,
+            DisconnectReason::ClientNSDisconnect => {
+                shared.gate.detach(s.id);
+                Departure::Deliberate
+            }
+            // A flooder gets no grace: its place is not worth keeping; nor
+            // does an address that keeps too many seats already.
+            _ => shared.gate.detach_lost(s.id),
         };
         tracing::debug!(sid = %s.id, %reason, "disconnected");
         shared.with_hub(|hub| hub.disconnect(s.id, how));

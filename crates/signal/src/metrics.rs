@@ -19,16 +19,18 @@ pub enum Limit {
     Rooms,
     HeldMessages,
     RoomCreation,
+    AwayPerIp,
 }
 
 impl Limit {
-    const ALL: [Limit; 6] = [
+    const ALL: [Limit; 7] = [
         Limit::ConnectionsPerIp,
         Limit::EventRate,
         Limit::RoomsPerConnection,
         Limit::Rooms,
         Limit::HeldMessages,
         Limit::RoomCreation,
+        Limit::AwayPerIp,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -39,13 +41,14 @@ impl Limit {
             Limit::Rooms => "rooms",
             Limit::HeldMessages => "held_messages",
             Limit::RoomCreation => "room_creation",
+            Limit::AwayPerIp => "away_per_ip",
         }
     }
 }
 
 #[derive(Debug, Default)]
 pub struct Metrics {
-    limit_hits: [AtomicU64; 6],
+    limit_hits: [AtomicU64; 7],
     kicked: AtomicU64,
     sockets: AtomicI64,
     rooms: AtomicI64,

@@ -737,6 +737,36 @@ async fn a_kicked_address_connects_again_without_a_burst() {
     server.stop().await;
 }
 
+/// A lost connection keeps its seats for the grace period, but an address
+/// cannot pile up seats kept for no one by connecting, joining and
+/// dropping in a loop: past as many lost connections per grace period as
+/// it may have open, a lost connection gives its seats up at once, and the
+/// server's rooms stay free for others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_cannot_fill_the_server_with_seats_kept_for_no_one() {
+    let config = Config {
+        hub: HubConfig { grace: Duration::from_secs(30), max_rooms: 12, ..HubConfig::default() },
+        limits: LimitConfig { connections_per_ip: 2, ..LimitConfig::default() },
+        ..test_config()
+    };
+    let server = TestServer::start_with(config).await;
+    for cycle in 0..3 {
+        let (mut c, _) = Raw::connect(server.addr).await;
+        for room in 0..4 {
+            let ack = c.request(room + 1, "join", json!({"roomId": format!("r{cycle}-{room}"), "peerId": "p"})).await;
+            assert_eq!(ack["ok"], true, "cycle {cycle}: {ack}");
+        }
+        drop(c); // the transport drops: no hang-up
+        wait_for("the connection to be gone", || server.metrics.sockets() == 0).await;
+    }
+    // Two connections' seats are kept (8 rooms); the third's are not.
+    let (mut other, _) = Raw::connect(server.addr).await;
+    let ack = other.request(1, "join", json!({"roomId": "elsewhere", "peerId": "o"})).await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    assert_eq!(server.metrics.limit_hits(Limit::AwayPerIp), 1);
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_browser_origins_are_refused_on_the_lean_path_too() {
     let server = TestServer::start(HubConfig::default()).await;

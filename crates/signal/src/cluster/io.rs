@@ -111,12 +111,17 @@ impl FromDisconnectParts<CA> for Detach {
     type Error = Infallible;
     fn from_disconnect_parts(s: &Arc<Socket<CA>>, reason: DisconnectReason) -> Result<Self, Infallible> {
         let cluster = cluster_of(s);
-        let kicked = cluster.gate.detach(s.id);
         let how = match reason {
-            DisconnectReason::ClientNSDisconnect => Ending::HangUp,
-            // A flooder gets no grace: its place is not worth keeping.
-            _ if kicked => Ending::HangUp,
-            _ => Ending::Lost,
+            DisconnectReason::ClientNSDisconnect => {
+                cluster.gate.detach(s.id);
+                Ending::HangUp
+            }
+            // A flooder gets no grace: its place is not worth keeping; nor
+            // does an address that keeps too many seats already.
+            _ => match cluster.gate.detach_lost(s.id) {
+                crate::hub::Departure::Deliberate => Ending::HangUp,
+                crate::hub::Departure::Lost => Ending::Lost,
+            },
         };
         tracing::debug!(sid = %s.id, %reason, "disconnected");
         // Dropping the only sender ends the task once the queue is drained.

@@ -137,7 +137,7 @@ pub(crate) async fn start(
     let node = fresh_node_id();
     let cluster = Arc::new(Cluster {
         store: Store::new(conn, format!("{}:", config.prefix), server.hub.clone()),
-        gate: Gate::new(server.limits, server.invites.clone(), Arc::clone(&metrics)),
+        gate: Gate::new(server.limits, server.invites.clone(), server.hub.grace, Arc::clone(&metrics)),
         node,
         config,
         io: OnceLock::new(),

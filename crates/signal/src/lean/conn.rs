@@ -731,8 +731,7 @@ impl Session {
     fn leave_hub(&mut self) {
         if let Phase::Connected { sid } = self.phase {
             let shared = &self.lean.shared;
-            let kicked = shared.gate.detach(sid);
-            let how = if kicked { Departure::Deliberate } else { Departure::Lost };
+            let how = shared.gate.detach_lost(sid);
             shared.with_hub(|hub| hub.disconnect(sid, how));
         }
     }
