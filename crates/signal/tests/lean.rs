@@ -1102,6 +1102,48 @@ async fn an_unconnected_socket_that_reads_no_replies_is_closed() {
     server.stop().await;
 }
 
+/// A connection the server closes while the client is still sending (a
+/// broken rule, then more) gets its close frame, not a reset: the server
+/// reads on until the client's end (RFC 6455 §7.1.1), as closing a socket
+/// with unread input makes the kernel reset it and throw away what was
+/// still to be sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_still_sending_when_closed_gets_the_close_frame() {
+    let server = TestServer::start(HubConfig::default()).await;
+    for round in 0..5 {
+        let c = open_small_window(server.addr).await;
+        let (mut tx, mut rx) = c.ws.split();
+        // 50 KB of pongs asked for, a packet no client sends (close 1002),
+        // then 1 MB more, unread by the server; the writes may fail once
+        // it has gone.
+        let writer = tokio::spawn(async move {
+            // Pongs first, more than its window takes: the close frame
+            // queues behind them in the server's socket.
+            for _ in 0..400 {
+                let _ = tx.feed(Message::Ping(vec![1u8; 125].into())).await;
+            }
+            let _ = tx.feed(Message::text("49")).await;
+            for _ in 0..1000 {
+                if tx.feed(Message::text("4".repeat(1000))).await.is_err() {
+                    break;
+                }
+            }
+            let _ = tx.flush().await;
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await; // the server's window fills
+        let mut end = Got::End;
+        while let Ok(Some(m)) = tokio::time::timeout(WAIT, rx.next()).await.expect("in time").transpose() {
+            if let Message::Close(c) = m {
+                end = Got::Close(c.map(|c| u16::from(c.code)));
+                break;
+            }
+        }
+        assert_eq!(end, Got::Close(Some(1002)), "round {round}");
+        writer.abort();
+    }
+    server.stop().await;
+}
+
 /// A client's close frame is answered with its own code (RFC 6455 §5.5.1).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_close_frame_is_answered_with_its_code() {

@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 
 use ringlet_proto::{event, Ack, ErrorBody, ErrorCode, ErrorEvent, NAMESPACE};
 use socketioxide::socket::Sid;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 use super::pace::Pace;
@@ -20,7 +20,8 @@ use super::{End, Lean, Outbox};
 use crate::hub::Departure;
 use crate::io::{handle, invalid, split_packet, Outlet, Respond};
 
-/// How long the goodbye (DISCONNECT, close frame) may take to go out.
+/// How long the goodbye (DISCONNECT, close frame) may take to go out, and
+/// the client to close its end after it.
 const GOODBYE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// More attachments than any signaling client sends: the connection is
@@ -214,7 +215,13 @@ where
         let _ = tokio::time::timeout(GOODBYE_WAIT, async {
             io.write_all(wbuf.unsent()).await?;
             io.flush().await?;
-            io.shutdown().await
+            io.shutdown().await?;
+            // Read on to the client's end (RFC 6455 §7.1.1): a socket
+            // closed with input unread is reset by the kernel, and what it
+            // had still to send, the goodbye among it, is thrown away.
+            let mut scrap = [0u8; 4096];
+            while io.read(&mut scrap).await? > 0 {}
+            Ok::<(), std::io::Error>(())
         })
         .await;
     }
