@@ -222,6 +222,10 @@ struct Conn<S> {
     sink: S,
     /// The rooms this connection speaks in, and as whom.
     memberships: Vec<(RoomId, PeerId)>,
+    /// Peers it spoke as that went away when its sink was found closed,
+    /// before its disconnect came (with the epoch of that absence): if the
+    /// disconnect says the client hung up, they leave at once after all.
+    gone_early: Vec<(RoomId, PeerId, u64)>,
 }
 
 /// Rooms and the connections in them. See the module docs.
@@ -309,7 +313,7 @@ where
 
     /// Registers a new connection.
     pub fn connect(&mut self, key: K, sink: S) {
-        self.conns.insert(key, Conn { sink, memberships: Vec::new() });
+        self.conns.insert(key, Conn { sink, memberships: Vec::new(), gone_early: Vec::new() });
         self.metrics.set_sockets(self.conns.len());
     }
 
@@ -542,6 +546,19 @@ where
                 }
             }
         }
+        // A hang-up whose transport was found closed first: the peers that
+        // went away then leave now, as they would have (unless back since).
+        if how == Departure::Deliberate {
+            for (room_id, peer_id, epoch) in conn.gone_early {
+                let still_away = self.rooms.get(&room_id).and_then(|r| {
+                    let idx = r.by_id(peer_id.as_str())?;
+                    matches!(r.peers[idx].presence, Presence::Away { epoch: e, .. } if e == epoch).then_some(idx)
+                });
+                if let Some(idx) = still_away {
+                    self.remove_peer(&room_id, idx, LeaveReason::Left);
+                }
+            }
+        }
         // What the lost connection accepted and never sent goes first into
         // the held queues it was for: nothing later can be held before it,
         // as everything that holds runs under this same lock.
@@ -624,6 +641,16 @@ where
                         conn.memberships.retain(|(r, p)| !(r == room_id && p.as_str() == to));
                     }
                     self.mark_away(room_id, idx);
+                    let gone = self.rooms.get(room_id).and_then(|r| {
+                        let p = &r.peers[r.by_id(to)?];
+                        match p.presence {
+                            Presence::Away { epoch, .. } => Some((room_id.clone(), p.id.clone(), epoch)),
+                            Presence::Online(_) => None,
+                        }
+                    });
+                    if let (Some(gone), Some(conn)) = (gone, self.conns.get_mut(&k)) {
+                        conn.gone_early.push(gone);
+                    }
                 }
             }
         }

@@ -360,6 +360,27 @@ fn held_queue_is_bounded_by_count_and_bytes() {
     assert_eq!(code, ErrorCode::HeldFull);
 }
 
+/// A hang-up whose transport the hub found closed first (a relay to it
+/// failed before the disconnect came) is still a hang-up: the peer leaves
+/// at once, and the room hears why.
+#[test]
+fn a_hang_up_found_closed_first_still_leaves_at_once() {
+    let mut w = World::new(config());
+    let (a, b) = (w.connect(), w.connect());
+    w.join(a, json!({"roomId": "r", "peerId": "a"})).unwrap();
+    w.join(b, json!({"roomId": "r", "peerId": "b"})).unwrap();
+    w.take();
+    w.fails[b as usize].set(Some(SinkError::Closed));
+    w.relay(a, RelayKind::SdpOffer, offer("r", 7)).unwrap();
+    assert_eq!(w.hub.is_online("r", "b"), Some(false));
+    w.hub.disconnect(b, Departure::Deliberate);
+    assert_eq!(w.hub.is_online("r", "b"), None, "gone, not away");
+    let got = w.take();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!((got[0].0, got[0].1, got[0].2["reason"].as_str()), (a, event::PEER_LEFT, Some("left")));
+    assert_eq!(w.hub.metrics.held(), 0, "what was held for it is dropped with it");
+}
+
 #[test]
 fn a_closed_sink_turns_the_peer_away_and_holds_the_message() {
     let mut w = World::new(config());
