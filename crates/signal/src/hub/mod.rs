@@ -562,9 +562,12 @@ where
         // What the lost connection accepted and never sent goes first into
         // the held queues it was for: nothing later can be held before it,
         // as everything that holds runs under this same lock.
+        // Held past the held queue's limits if need be: their senders were
+        // told they were accepted, and the transport's backlog, which bounds
+        // them, held them until now. (What comes later meets the limits.)
         for u in conn.sink.take_unsent() {
             if away.iter().any(|(r, p)| *r == u.room && *p == u.peer) {
-                let _ = self.deliver(&u.room, u.peer.as_str(), u.event, &u.payload);
+                self.hold_accepted(&u.room, u.peer.as_str(), u.event, &u.payload);
             }
         }
         self.update_gauges();
@@ -673,6 +676,19 @@ where
         held.bytes += size;
         self.metrics.held_delta(1);
         Ok(Delivered::Held)
+    }
+
+    /// Holds a message already accepted for an away peer, whatever the
+    /// held queue's limits (see [`Hub::disconnect`]).
+    fn hold_accepted(&mut self, room_id: &RoomId, to: &str, ev: &'static str, payload: &Payload) {
+        let Some(peer) = self.rooms.get_mut(room_id).and_then(|r| r.by_id(to).map(|i| &mut r.peers[i])) else {
+            return;
+        };
+        if let Presence::Away { held, .. } = &mut peer.presence {
+            held.messages.push_back((ev, payload.clone()));
+            held.bytes += payload.get().len();
+            self.metrics.held_delta(1);
+        }
     }
 
     fn mark_away(&mut self, room_id: &RoomId, idx: usize) {

@@ -381,6 +381,30 @@ fn a_hang_up_found_closed_first_still_leaves_at_once() {
     assert_eq!(w.hub.metrics.held(), 0, "what was held for it is dropped with it");
 }
 
+/// What a lost transport had accepted and not sent is held whole, even
+/// past the held queue's limits: each sender was told ok, so holding only
+/// part of it would leave a gap. Only what comes later meets the limits.
+#[test]
+fn what_a_lost_transport_accepted_is_held_whole_past_the_limits() {
+    let mut w = World::new(HubConfig { max_held_messages: 2, ..config() });
+    let (a, b) = (w.connect(), w.connect());
+    w.join(a, json!({"roomId": "r", "peerId": "a"})).unwrap();
+    w.join(b, json!({"roomId": "r", "peerId": "b"})).unwrap();
+    w.take();
+    *w.stuck[b as usize].borrow_mut() = Some(vec![]);
+    for n in 1..=3 {
+        w.relay(a, RelayKind::IceCandidate, cand("r", n)).unwrap();
+    }
+    w.hub.disconnect(b, Departure::Lost);
+    let e = w.relay(a, RelayKind::IceCandidate, cand("r", 4)).unwrap_err();
+    assert_eq!(e.code, ErrorCode::HeldFull, "later ones meet the limit, readably");
+    let b2 = w.connect();
+    w.join(b2, json!({"roomId": "r", "peerId": "b"})).unwrap();
+    let seqs: Vec<u64> = w.take().iter().map(|(_, _, v)| v["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    assert_eq!(w.hub.metrics.held(), 0);
+}
+
 #[test]
 fn a_closed_sink_turns_the_peer_away_and_holds_the_message() {
     let mut w = World::new(config());
