@@ -433,6 +433,13 @@ impl Sink for Outlet {
             Outlet::Lean(o) => o.take_unsent(),
         }
     }
+
+    fn take_unsent_for(&self, to: To<'_>) -> Vec<Unsent> {
+        match self {
+            Outlet::Sio(s) => s.take_unsent_for(to),
+            Outlet::Lean(o) => o.take_unsent_for(to),
+        }
+    }
 }
 
 enum Emit {
@@ -484,6 +491,15 @@ impl Sink for SocketSink {
         let mut b = self.backlog.lock();
         b.bytes = 0;
         b.queue.drain(..).collect()
+    }
+
+    fn take_unsent_for(&self, to: To<'_>) -> Vec<Unsent> {
+        let mut b = self.backlog.lock();
+        let (mine, rest): (VecDeque<Unsent>, VecDeque<Unsent>) =
+            std::mem::take(&mut b.queue).into_iter().partition(|u| u.room == *to.room && u.peer == *to.peer);
+        b.queue = rest;
+        b.bytes -= mine.iter().map(|u| u.payload.get().len()).sum::<usize>();
+        mine.into()
     }
 }
 

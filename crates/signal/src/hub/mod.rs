@@ -93,6 +93,12 @@ pub trait Sink {
     fn take_unsent(&self) -> Vec<Unsent> {
         Vec::new()
     }
+
+    /// [`Sink::take_unsent`] for one peer only, the rest left to go out:
+    /// asked when a rejoin replaces the connection as that peer.
+    fn take_unsent_for(&self, _to: To<'_>) -> Vec<Unsent> {
+        Vec::new()
+    }
 }
 
 /// Where [`Hub::deliver`] put a message.
@@ -332,7 +338,7 @@ where
     /// returning peer is delivered, so the client learns it resumed first.
     pub fn join(&mut self, key: K, req: JoinRequest, reply: impl FnOnce(&Ack<JoinAccepted>)) {
         match self.try_join(key, req) {
-            Ok((mut accepted, held)) => {
+            Ok((mut accepted, held, unsent)) => {
                 // Minted per ack: a join again on the same socket is how a
                 // client refreshes its TURN credential before it expires.
                 if let Some(turn) = &self.config.turn {
@@ -354,6 +360,11 @@ where
                         }
                     }
                 }
+                // What the connection it replaced had taken for it and not
+                // sent: after the ack, in order, before anything newer.
+                for u in unsent {
+                    let _ = self.deliver(&room, peer.as_str(), u.event, &u.payload);
+                }
             }
             Err(e) => {
                 self.metrics.refused(e.code);
@@ -362,7 +373,7 @@ where
         }
     }
 
-    fn try_join(&mut self, key: K, req: JoinRequest) -> Result<(JoinAccepted, Option<Held>), Refusal> {
+    fn try_join(&mut self, key: K, req: JoinRequest) -> Result<(JoinAccepted, Option<Held>, Vec<Unsent>), Refusal> {
         if !self.conns.contains_key(&key) {
             return Err(refusal(ErrorCode::Internal, "connection is not registered"));
         }
@@ -392,7 +403,7 @@ where
         // The same socket joining again (a client retrying): answer the same.
         if let Some(idx) = room.by_key(key) {
             if req.peer_id().is_none_or(|p| *p == room.peers[idx].id) {
-                return Ok((accepted(&room_id, room, idx, false), None));
+                return Ok((accepted(&room_id, room, idx, false), None, Vec::new()));
             }
             return Err(refusal(ErrorCode::PeerIdTaken, "this connection already speaks as another peer in this room"));
         }
@@ -404,27 +415,30 @@ where
                 peer.name = name;
             }
             let peer_id = peer.id.clone();
-            let held = match previous {
+            let (held, unsent) = match previous {
                 Presence::Away { held, .. } => {
                     self.metrics.resumed();
                     self.away -= 1;
-                    Some(held)
+                    (Some(held), Vec::new())
                 }
                 Presence::Online(stale) => {
                     // A rejoin while the old transport still looks alive: the
                     // client knows better than our ping timer. The old socket
-                    // stops speaking for this peer.
+                    // stops speaking for this peer, and hands over what it
+                    // had for it and had not sent.
+                    let mut unsent = Vec::new();
                     if let Some(conn) = self.conns.get_mut(&stale) {
                         conn.memberships.retain(|(r, p)| !(r == &room_id && p == &peer_id));
+                        unsent = conn.sink.take_unsent_for(To { room: &room_id, peer: &peer_id });
                     }
                     self.metrics.replaced();
-                    None
+                    (None, unsent)
                 }
             };
             let accepted = accepted(&room_id, room, idx, true);
             self.conn_mut(key).memberships.push((room_id, peer_id));
             self.update_gauges();
-            return Ok((accepted, held));
+            return Ok((accepted, held, unsent));
         }
 
         if room.peers.len() >= max_peers {
@@ -445,7 +459,7 @@ where
         self.update_gauges();
         let joined = to_payload(&PeerJoined { room_id: room_id.clone(), peer_id: peer_id.clone(), name });
         self.broadcast(&room_id, &peer_id, event::PEER_JOINED, &joined);
-        Ok((accepted, None))
+        Ok((accepted, None, Vec::new()))
     }
 
     /// Handles `sdp-offer`, `sdp-answer` and `ice-candidate`: to everyone

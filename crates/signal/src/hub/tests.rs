@@ -39,6 +39,14 @@ impl Sink for TestSink {
     fn take_unsent(&self) -> Vec<Unsent> {
         self.stuck.borrow_mut().take().unwrap_or_default()
     }
+
+    fn take_unsent_for(&self, to: To<'_>) -> Vec<Unsent> {
+        let mut stuck = self.stuck.borrow_mut();
+        let Some(all) = stuck.as_mut() else { return vec![] };
+        let (mine, rest) = std::mem::take(all).into_iter().partition(|u| u.room == *to.room && u.peer == *to.peer);
+        *all = rest;
+        mine
+    }
 }
 
 struct World {
@@ -403,6 +411,34 @@ fn what_a_lost_transport_accepted_is_held_whole_past_the_limits() {
     let seqs: Vec<u64> = w.take().iter().map(|(_, _, v)| v["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, [1, 2, 3]);
     assert_eq!(w.hub.metrics.held(), 0);
+}
+
+/// A rejoin that replaces a socket still thought alive takes over what
+/// that socket had for the peer and had not sent, in order, ahead of what
+/// comes next; what the old socket had for its other rooms stays with it.
+#[test]
+fn a_rejoin_that_replaces_a_socket_takes_over_what_it_had_not_sent() {
+    let mut w = World::new(config());
+    let (a, b, c) = (w.connect(), w.connect(), w.connect());
+    w.join(a, json!({"roomId": "r", "peerId": "a"})).unwrap();
+    w.join(b, json!({"roomId": "r", "peerId": "b"})).unwrap();
+    w.join(b, json!({"roomId": "s", "peerId": "b"})).unwrap();
+    w.join(c, json!({"roomId": "s", "peerId": "c"})).unwrap();
+    w.take();
+    *w.stuck[b as usize].borrow_mut() = Some(vec![]);
+    for n in 1..=3 {
+        w.relay(a, RelayKind::IceCandidate, cand("r", n)).unwrap();
+    }
+    w.relay(c, RelayKind::IceCandidate, cand("s", 9)).unwrap();
+    let b2 = w.connect();
+    w.join(b2, json!({"roomId": "r", "peerId": "b"})).unwrap();
+    w.relay(a, RelayKind::IceCandidate, cand("r", 4)).unwrap();
+    let got: Vec<(u32, u64)> = w.take().iter().map(|(to, _, v)| (*to, v["seq"].as_u64().unwrap())).collect();
+    assert_eq!(got, [(b2, 1), (b2, 2), (b2, 3), (b2, 4)]);
+    let left: Vec<u64> = w.stuck[b as usize].borrow().as_ref().unwrap().iter().map(|u| {
+        serde_json::from_str::<Value>(u.payload.get()).unwrap()["seq"].as_u64().unwrap()
+    }).collect();
+    assert_eq!(left, [9], "room s's message stays with the old socket");
 }
 
 #[test]
