@@ -1020,6 +1020,55 @@ async fn a_peer_that_reads_again_gets_what_piled_up_lean() {
     a_peer_that_reads_again_gets_what_piled_up(WsEngine::Lean).await;
 }
 
+/// A client whose backlog is full of its peer's relays still gets the acks
+/// of the events it sends: its own replies are not refused with the relays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_backlog_still_takes_the_acks_of_the_clients_own_events() {
+    let config = Config {
+        backlog: ringlet_signal::BacklogLimits { messages: 1024, bytes: 256 * 1024 },
+        limits: LimitConfig { events_per_sec: 0.0, ..LimitConfig::default() },
+        ..test_config()
+    };
+    let (server, mut slow, mut fast) = slow_and_fast(config, "full").await;
+    // Relays until `slow`'s backlog refuses one (it reads nothing meanwhile).
+    let mut sent = 0;
+    'relay: for start in (0..10_000u64).step_by(100) {
+        for n in start..start + 100 {
+            fast.ws.feed(numbered_candidate("full", n)).await.unwrap();
+        }
+        fast.ws.flush().await.unwrap();
+        for n in start..start + 100 {
+            let ack = fast.ack(n + 10).await;
+            if ack["ok"] != true {
+                assert_eq!(ack["error"]["code"], "peer-backlogged", "{ack}");
+                break 'relay;
+            }
+            sent += 1;
+        }
+    }
+    assert!(sent < 10_000, "the backlog never filled");
+    // Its own events' acks (100 of them, more than the room a refused
+    // relay leaves) come after all that was queued before them.
+    for id in 1000..1100 {
+        slow.ws.feed(Message::text(format!("42/signaling,{id}[\"heartbeat\",{{}}]"))).await.unwrap();
+    }
+    slow.ws.flush().await.unwrap();
+    let (mut relays, mut acks) = (0, vec![]);
+    while acks.len() < 100 {
+        let t = slow.text().await;
+        if let Some(body) = t.strip_prefix("43/signaling,") {
+            let at = body.find('[').unwrap();
+            acks.push((body[..at].parse::<u64>().unwrap(), serde_json::from_str::<Vec<Value>>(&body[at..]).unwrap().swap_remove(0)));
+        } else if as_event(&t).is_some_and(|(ev, _)| ev == "ice-candidate") {
+            assert!(acks.is_empty(), "a relay after an ack");
+            relays += 1;
+        }
+    }
+    assert!(acks.iter().enumerate().all(|(i, (id, ack))| *id == 1000 + i as u64 && *ack == json!({"ok": true})), "{acks:?}");
+    assert_eq!(relays, sent, "every relay accepted came first");
+    server.stop().await;
+}
+
 /// A client that stops reading is dropped once what waits for it has gone
 /// nowhere for the ping timeout, though it keeps answering pings blindly
 /// (a pong every 100 ms, never reading one): it would otherwise pin its

@@ -227,7 +227,14 @@ impl Outbox {
         }
         let limits = self.0.limits;
         let too_many = from == From::Others && out.frames >= limits.messages;
-        if too_many || out.bytes.len() + wire::frame_len(len) > limits.bytes {
+        // Relays from others fill up to the limit; the connection's own
+        // replies (acks, pongs, the goodbye) have a little more, so a full
+        // backlog does not swallow the ack of an event the client sent.
+        let cap = match from {
+            From::Others => limits.bytes,
+            From::Itself => limits.bytes + OWN_REPLY_RESERVE,
+        };
+        if too_many || out.bytes.len() + wire::frame_len(len) > cap {
             return Err(SinkError::Backlogged);
         }
         let was_empty = out.bytes.is_empty();
@@ -313,6 +320,11 @@ impl Outbox {
         out.bytes.clear();
     }
 }
+
+/// Room past the backlog's byte limit that only a connection's own
+/// replies may use (see [`Outbox::push_frame`]): a client that reads
+/// nothing at all is dropped after the ping timeout long before it matters.
+const OWN_REPLY_RESERVE: usize = 64 * 1024;
 
 /// Who queued a frame: the limits differ (see [`Outbox::push_frame`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
