@@ -219,7 +219,9 @@ where
             // Read on to the client's end (RFC 6455 §7.1.1): a socket
             // closed with input unread is reset by the kernel, and what it
             // had still to send, the goodbye among it, is thrown away.
-            let mut scrap = [0u8; 4096];
+            // On the heap: an array here would be part of every
+            // connection task's future, goodbye or not (+4 KiB each).
+            let mut scrap = vec![0u8; 4096];
             while io.read(&mut scrap).await? > 0 {}
             Ok::<(), std::io::Error>(())
         })
