@@ -269,31 +269,34 @@ impl Gate {
 
     /// Disconnect: forgets the connection; whether it was kicked for flooding.
     pub(crate) fn detach(&self, sid: Sid) -> bool {
-        self.detach_rate(sid).0
+        self.remove(sid).is_some_and(|c| c.kicked)
     }
 
     /// How a connection that ended without hanging up leaves: `Lost`
     /// (its seats kept for the grace period), unless it was kicked or its
     /// address has kept too many seats of late ([`Gate::keeps_seats`]).
     pub(crate) fn detach_lost(&self, sid: Sid) -> Departure {
-        let from = self.guard.lock().conns.get(&sid).and_then(|c| c.from);
-        let (kicked, _) = self.detach_rate(sid);
-        if kicked || !self.keeps_seats(from) {
-            Departure::Deliberate
-        } else {
-            Departure::Lost
+        match self.remove(sid) {
+            Some(c) if c.kicked || !self.keeps_seats(c.from) => Departure::Deliberate,
+            _ => Departure::Lost,
         }
     }
 
     /// [`Gate::detach`], and the event budget the connection leaves with
     /// (for [`Gate::attach_counted`] to carry on).
-    pub(crate) fn detach_rate(&self, sid: Sid) -> (bool, Option<EventRate>) {
+    pub(crate) fn detach_rate(&self, sid: Sid) -> Option<EventRate> {
+        self.remove(sid).map(|c| c.rate)
+    }
+
+    /// Forgets a connection, giving back its place under its address's
+    /// limit if it was counted here.
+    fn remove(&self, sid: Sid) -> Option<ConnGuard> {
         let mut guard = self.guard.lock();
-        let conn = guard.conns.remove(&sid);
-        if let Some(ip) = conn.as_ref().and_then(|c| c.counted) {
+        let conn = guard.conns.remove(&sid)?;
+        if let Some(ip) = conn.counted {
             guard.per_ip.remove(ip);
         }
-        conn.map_or((false, None), |c| (c.kicked, Some(c.rate)))
+        Some(conn)
     }
 
     /// New connections from `ip` start without a burst in hand for a

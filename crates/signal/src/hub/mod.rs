@@ -196,6 +196,13 @@ struct Held {
     bytes: usize,
 }
 
+impl Held {
+    fn push(&mut self, ev: &'static str, payload: &Payload) {
+        self.messages.push_back((ev, payload.clone()));
+        self.bytes += payload.get().len();
+    }
+}
+
 #[derive(Debug)]
 struct Peer<K> {
     id: PeerId,
@@ -686,8 +693,7 @@ where
                 format!("peer `{to}` is reconnecting and has too much waiting; message dropped"),
             ));
         }
-        held.messages.push_back((ev, payload.clone()));
-        held.bytes += size;
+        held.push(ev, payload);
         self.metrics.held_delta(1);
         Ok(Delivered::Held)
     }
@@ -699,8 +705,7 @@ where
             return;
         };
         if let Presence::Away { held, .. } = &mut peer.presence {
-            held.messages.push_back((ev, payload.clone()));
-            held.bytes += payload.get().len();
+            held.push(ev, payload);
             self.metrics.held_delta(1);
         }
     }

@@ -619,7 +619,7 @@ impl Session {
             }
             (SioKind::Disconnect, Phase::Connected { sid }) => {
                 let sid = *sid;
-                self.carried_rate = self.lean.shared.gate.detach_rate(sid).1;
+                self.carried_rate = self.lean.shared.gate.detach_rate(sid);
                 self.lean.shared.with_hub(|hub| hub.disconnect(sid, Departure::Deliberate));
                 let connect_by = Instant::now() + self.config().connect_timeout;
                 self.phase = Phase::Waiting { connect_by };
