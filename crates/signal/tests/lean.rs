@@ -130,17 +130,16 @@ impl Raw {
     /// The ack with id `id`: `43/signaling,<id>[arg]`; returns `arg`.
     /// Pings that come first are answered.
     async fn ack(&mut self, id: u64) -> Value {
-        let prefix = format!("43/signaling,{id}");
         loop {
             let t = self.text().await;
             if t == "2" {
                 self.send("3").await;
                 continue;
             }
-            if let Some(body) = t.strip_prefix(&prefix).filter(|b| b.starts_with('[')) {
-                let mut args: Vec<Value> = serde_json::from_str(body).unwrap_or_else(|e| panic!("{t}: {e}"));
-                assert_eq!(args.len(), 1, "{t}");
-                return args.swap_remove(0);
+            if let Some((got, arg)) = as_ack(&t) {
+                if got == id {
+                    return arg;
+                }
             }
         }
     }
@@ -174,6 +173,16 @@ impl Raw {
             }
         }
     }
+}
+
+/// `43/signaling,<id>[arg]` as (id, arg); a malformed ack fails the test.
+fn as_ack(text: &str) -> Option<(u64, Value)> {
+    let body = text.strip_prefix("43/signaling,")?;
+    let at = body.find('[').unwrap_or_else(|| panic!("an ack without arguments: {text}"));
+    let id = body[..at].parse().unwrap_or_else(|e| panic!("{text}: {e}"));
+    let mut args: Vec<Value> = serde_json::from_str(&body[at..]).unwrap_or_else(|e| panic!("{text}: {e}"));
+    assert_eq!(args.len(), 1, "{text}");
+    Some((id, args.swap_remove(0)))
 }
 
 /// `42/signaling,["name",data]` as (name, data).
@@ -704,11 +713,7 @@ async fn connecting_again_on_one_websocket_does_not_refill_the_event_budget() {
     }
     let _ = c.ws.flush().await;
     let (texts, end) = c.until_closed().await;
-    let acks: Vec<Value> = texts
-        .iter()
-        .filter_map(|t| t.strip_prefix("43/signaling,"))
-        .map(|t| serde_json::from_str::<Vec<Value>>(&t[t.find('[').unwrap()..]).unwrap().swap_remove(0))
-        .collect();
+    let acks: Vec<Value> = texts.iter().filter_map(|t| as_ack(t)).map(|(_, arg)| arg).collect();
     let ok = acks.iter().filter(|a| a["ok"] == true).count();
     assert!((20..=22).contains(&ok), "one burst and what trickles in, not one per CONNECT: {ok} of {}", acks.len());
     assert!(acks.iter().any(|a| a["error"]["code"] == "rate-limited"), "{acks:?}");
@@ -1056,9 +1061,8 @@ async fn a_full_backlog_still_takes_the_acks_of_the_clients_own_events() {
     let (mut relays, mut acks) = (0, vec![]);
     while acks.len() < 100 {
         let t = slow.text().await;
-        if let Some(body) = t.strip_prefix("43/signaling,") {
-            let at = body.find('[').unwrap();
-            acks.push((body[..at].parse::<u64>().unwrap(), serde_json::from_str::<Vec<Value>>(&body[at..]).unwrap().swap_remove(0)));
+        if let Some(ack) = as_ack(&t) {
+            acks.push(ack);
         } else if as_event(&t).is_some_and(|(ev, _)| ev == "ice-candidate") {
             assert!(acks.is_empty(), "a relay after an ack");
             relays += 1;

@@ -413,23 +413,31 @@ fn what_a_lost_transport_accepted_is_held_whole_past_the_limits() {
     assert_eq!(w.hub.metrics.held(), 0);
 }
 
-/// A rejoin that replaces a socket still thought alive takes over what
-/// that socket had for the peer and had not sent, in order, ahead of what
-/// comes next; what the old socket had for its other rooms stays with it.
-#[test]
-fn a_rejoin_that_replaces_a_socket_takes_over_what_it_had_not_sent() {
+/// `b` speaks in room `r` (with `a`) and in `second` (with `c`), and its
+/// transport stops writing: candidates 1-3 from `a` and 9 from `c` are
+/// accepted and stay in its sink. Returns the world, `a` and `b`.
+fn stuck_in_two_rooms(second: &str) -> (World, u32, u32) {
     let mut w = World::new(config());
     let (a, b, c) = (w.connect(), w.connect(), w.connect());
     w.join(a, json!({"roomId": "r", "peerId": "a"})).unwrap();
     w.join(b, json!({"roomId": "r", "peerId": "b"})).unwrap();
-    w.join(b, json!({"roomId": "s", "peerId": "b"})).unwrap();
-    w.join(c, json!({"roomId": "s", "peerId": "c"})).unwrap();
+    w.join(b, json!({"roomId": second, "peerId": "b"})).unwrap();
+    w.join(c, json!({"roomId": second, "peerId": "c"})).unwrap();
     w.take();
     *w.stuck[b as usize].borrow_mut() = Some(vec![]);
     for n in 1..=3 {
         w.relay(a, RelayKind::IceCandidate, cand("r", n)).unwrap();
     }
-    w.relay(c, RelayKind::IceCandidate, cand("s", 9)).unwrap();
+    w.relay(c, RelayKind::IceCandidate, cand(second, 9)).unwrap();
+    (w, a, b)
+}
+
+/// A rejoin that replaces a socket still thought alive takes over what
+/// that socket had for the peer and had not sent, in order, ahead of what
+/// comes next; what the old socket had for its other rooms stays with it.
+#[test]
+fn a_rejoin_that_replaces_a_socket_takes_over_what_it_had_not_sent() {
+    let (mut w, a, b) = stuck_in_two_rooms("s");
     let b2 = w.connect();
     w.join(b2, json!({"roomId": "r", "peerId": "b"})).unwrap();
     w.relay(a, RelayKind::IceCandidate, cand("r", 4)).unwrap();
@@ -464,19 +472,7 @@ fn a_closed_sink_turns_the_peer_away_and_holds_the_message() {
 
 #[test]
 fn what_a_lost_connection_never_sent_is_held_first_and_in_order() {
-    let mut w = World::new(config());
-    let (a, b, c) = (w.connect(), w.connect(), w.connect());
-    w.join(a, json!({"roomId": "r", "peerId": "a"})).unwrap();
-    w.join(b, json!({"roomId": "r", "peerId": "b"})).unwrap();
-    w.join(b, json!({"roomId": "other", "peerId": "b"})).unwrap();
-    w.join(c, json!({"roomId": "other", "peerId": "c"})).unwrap();
-    w.take();
-    // b's transport stops writing: three relays are accepted and stay.
-    *w.stuck[b as usize].borrow_mut() = Some(vec![]);
-    for n in 1..=3 {
-        w.relay(a, RelayKind::IceCandidate, cand("r", n)).unwrap();
-    }
-    w.relay(c, RelayKind::IceCandidate, cand("other", 9)).unwrap();
+    let (mut w, a, b) = stuck_in_two_rooms("other");
     w.hub.disconnect(b, Departure::Lost);
     // Sent after the loss: held behind them.
     w.relay(a, RelayKind::IceCandidate, cand("r", 4)).unwrap();
